@@ -1,0 +1,580 @@
+//! Flag documents in flagd's format (JSON or YAML): parsing within limits,
+//! validation that reports every problem with its JSON Pointer, and compilation
+//! into [`Flag`]s.
+//!
+//! Two severities:
+//! - an **error** makes the document unusable (bad structure, a default variant
+//!   that names no variant, mixed variant types) and rejects it whole;
+//! - a **warning** leaves the document usable: a flag whose targeting cannot be
+//!   compiled (unknown operator, unresolved `$ref`) loads and answers
+//!   `PARSE_ERROR`, as in flagd; unknown properties are ignored.
+//!
+//! See `docs/adr/0004-validation-severity.md`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::logic::{self, compile::escape_pointer};
+use crate::metadata::{Metadata, MetadataValue};
+use crate::snapshot::{Flag, FlagState, Targeting};
+use crate::value::FlagValue;
+
+/// The syntax of a flag document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON.
+    Json,
+    /// YAML (a superset of JSON).
+    Yaml,
+}
+
+impl Format {
+    /// The format a file name implies: YAML for `.yaml`/`.yml`, JSON otherwise.
+    pub fn from_path(path: &str) -> Format {
+        let lower = path.to_ascii_lowercase();
+        if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Format::Yaml
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// Bounds on what a document may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest document accepted, in bytes.
+    pub max_document_bytes: usize,
+    /// The deepest nesting of arrays and objects accepted.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_document_bytes: 64 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// How serious a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The document is rejected.
+    Error,
+    /// The document loads; the message says what will behave unexpectedly.
+    Warning,
+}
+
+/// One problem found in a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON Pointer to the offending value (`""` is the whole document).
+    pub path: String,
+    /// What is wrong, for people.
+    pub message: String,
+    /// Whether it rejects the document.
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{level} at {path}: {}", self.message)
+    }
+}
+
+/// A document that was rejected, with every problem found in it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid flag document: {}", summary(.problems))]
+pub struct DocumentError {
+    /// Errors first, then warnings, each in document order.
+    pub problems: Vec<Problem>,
+}
+
+fn summary(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A loaded document and the warnings it produced.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The compiled document.
+    pub document: FlagDocument,
+    /// Problems that did not reject the document.
+    pub warnings: Vec<Problem>,
+}
+
+/// A validated, compiled flag document.
+#[derive(Debug, Clone, Default)]
+pub struct FlagDocument {
+    /// The flags in document order.
+    pub flags: Vec<Arc<Flag>>,
+    /// The document's flag-set metadata.
+    pub metadata: Metadata,
+}
+
+/// Parses, validates and compiles a document.
+pub fn load(text: &str, format: Format, limits: &Limits) -> Result<Loaded, DocumentError> {
+    let value = parse(text, format, limits).map_err(|message| DocumentError {
+        problems: vec![Problem {
+            path: String::new(),
+            message,
+            severity: Severity::Error,
+        }],
+    })?;
+    load_value(&value, limits)
+}
+
+/// Validates and compiles an already parsed document.
+pub fn load_value(value: &Value, limits: &Limits) -> Result<Loaded, DocumentError> {
+    if depth(value) > limits.max_depth {
+        return Err(DocumentError {
+            problems: vec![Problem {
+                path: String::new(),
+                message: format!(
+                    "the document nests deeper than {} levels",
+                    limits.max_depth
+                ),
+                severity: Severity::Error,
+            }],
+        });
+    }
+    let mut checker = Checker::default();
+    let document = checker.document(value);
+    let (errors, warnings): (Vec<_>, Vec<_>) = checker
+        .problems
+        .into_iter()
+        .partition(|p| p.severity == Severity::Error);
+    if errors.is_empty() {
+        Ok(Loaded { document, warnings })
+    } else {
+        let mut problems = errors;
+        problems.extend(warnings);
+        Err(DocumentError { problems })
+    }
+}
+
+fn parse(text: &str, format: Format, limits: &Limits) -> Result<Value, String> {
+    if text.len() > limits.max_document_bytes {
+        return Err(format!(
+            "the document is {} bytes; the limit is {}",
+            text.len(),
+            limits.max_document_bytes
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err("the document is empty".to_owned());
+    }
+    match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
+        Format::Yaml => serde_norway::from_str(text).map_err(|e| format!("invalid YAML: {e}")),
+    }
+}
+
+/// Nesting depth without recursion, so no input can exhaust the stack.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((value, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, level + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|v| (v, level + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+static EMPTY_OBJECT: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+fn pointer(base: &str, segment: &str) -> String {
+    format!("{base}/{}", escape_pointer(segment))
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl Checker {
+    fn error(&mut self, path: String, message: String) {
+        self.problems.push(Problem {
+            path,
+            message,
+            severity: Severity::Error,
+        });
+    }
+
+    fn warning(&mut self, path: String, message: String) {
+        self.problems.push(Problem {
+            path,
+            message,
+            severity: Severity::Warning,
+        });
+    }
+
+    fn document(&mut self, value: &Value) -> FlagDocument {
+        let Value::Object(root) = value else {
+            self.error(
+                String::new(),
+                format!("a flag document must be an object, not {}", type_name(value)),
+            );
+            return FlagDocument::default();
+        };
+        for key in root.keys() {
+            if !matches!(key.as_str(), "flags" | "$evaluators" | "metadata" | "$schema") {
+                self.warning(pointer("", key), "unknown property, ignored".to_owned());
+            }
+        }
+        let metadata = match root.get("metadata") {
+            Some(value) => self.metadata("/metadata", value),
+            None => Metadata::new(),
+        };
+        let evaluators = match root.get("$evaluators") {
+            None => &EMPTY_OBJECT,
+            Some(Value::Object(map)) => map,
+            Some(other) => {
+                self.error(
+                    "/$evaluators".to_owned(),
+                    format!("must be an object of named rules, not {}", type_name(other)),
+                );
+                &EMPTY_OBJECT
+            }
+        };
+        let mut flags = Vec::new();
+        match root.get("flags") {
+            None => self.error(String::new(), "missing required property \"flags\"".to_owned()),
+            Some(Value::Object(map)) => {
+                for (key, definition) in map {
+                    let path = pointer("/flags", key);
+                    if let Some(flag) = self.flag(&path, key, definition, &metadata, evaluators) {
+                        flags.push(Arc::new(flag));
+                    }
+                }
+            }
+            Some(Value::Array(items)) => {
+                let mut seen = std::collections::HashSet::new();
+                for (i, definition) in items.iter().enumerate() {
+                    let path = format!("/flags/{i}");
+                    let key = match definition.get("key") {
+                        Some(Value::String(key)) => key,
+                        _ => {
+                            self.error(
+                                path,
+                                "a flag in the array form needs a string \"key\"".to_owned(),
+                            );
+                            continue;
+                        }
+                    };
+                    if !seen.insert(key.as_str()) {
+                        self.error(format!("{path}/key"), format!("duplicate flag key \"{key}\""));
+                        continue;
+                    }
+                    if let Some(flag) = self.flag(&path, key, definition, &metadata, evaluators) {
+                        flags.push(Arc::new(flag));
+                    }
+                }
+            }
+            Some(other) => self.error(
+                "/flags".to_owned(),
+                format!("must be an object keyed by flag key, or an array, not {}", type_name(other)),
+            ),
+        }
+        FlagDocument { flags, metadata }
+    }
+
+    fn metadata(&mut self, path: &str, value: &Value) -> Metadata {
+        let Value::Object(map) = value else {
+            self.error(
+                path.to_owned(),
+                format!("metadata must be an object, not {}", type_name(value)),
+            );
+            return Metadata::new();
+        };
+        let mut metadata = Metadata::new();
+        for (key, value) in map {
+            let entry = match value {
+                Value::String(s) => MetadataValue::String(s.clone()),
+                Value::Number(n) => MetadataValue::Number(n.clone()),
+                Value::Bool(b) => MetadataValue::Bool(*b),
+                // flagd drops null metadata values.
+                Value::Null => continue,
+                other => {
+                    self.error(
+                        pointer(path, key),
+                        format!(
+                            "metadata values must be strings, numbers or booleans, not {}",
+                            type_name(other)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            metadata.insert(key.clone(), entry);
+        }
+        metadata
+    }
+
+    fn flag(
+        &mut self,
+        path: &str,
+        key: &str,
+        definition: &Value,
+        set_metadata: &Metadata,
+        evaluators: &Map<String, Value>,
+    ) -> Option<Flag> {
+        let errors_before = self.error_count();
+        if key.is_empty() {
+            self.error(path.to_owned(), "flag keys must not be empty".to_owned());
+        }
+        let Value::Object(fields) = definition else {
+            self.error(
+                path.to_owned(),
+                format!("a flag must be an object, not {}", type_name(definition)),
+            );
+            return None;
+        };
+        for field in fields.keys() {
+            let known = matches!(
+                field.as_str(),
+                "state" | "variants" | "defaultVariant" | "targeting" | "metadata"
+            ) || field == "key";
+            if !known {
+                self.warning(pointer(path, field), "unknown property, ignored".to_owned());
+            }
+        }
+        let state = match fields.get("state") {
+            Some(Value::String(s)) if s == "ENABLED" => FlagState::Enabled,
+            Some(Value::String(s)) if s == "DISABLED" => FlagState::Disabled,
+            Some(other) => {
+                self.error(
+                    format!("{path}/state"),
+                    format!("must be \"ENABLED\" or \"DISABLED\", not {other}"),
+                );
+                FlagState::Enabled
+            }
+            None => {
+                self.error(path.to_owned(), "missing required property \"state\"".to_owned());
+                FlagState::Enabled
+            }
+        };
+        let variants = self.variants(path, fields.get("variants"));
+        let default_variant = match fields.get("defaultVariant") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(name)) => {
+                let index = variants.iter().position(|(n, _)| n == name);
+                if index.is_none() && !variants.is_empty() {
+                    self.error(
+                        format!("{path}/defaultVariant"),
+                        format!("names no variant: \"{name}\""),
+                    );
+                }
+                index
+            }
+            Some(other) => {
+                self.error(
+                    format!("{path}/defaultVariant"),
+                    format!("must be a variant name or null, not {}", type_name(other)),
+                );
+                None
+            }
+        };
+        let mut metadata = set_metadata.clone();
+        if let Some(value) = fields.get("metadata") {
+            metadata.extend(self.metadata(&format!("{path}/metadata"), value));
+        }
+        let (targeting, inlined) = self.targeting(path, fields.get("targeting"), evaluators);
+        if self.error_count() > errors_before {
+            return None;
+        }
+        let flag_set_id = match metadata.get("flagSetId") {
+            Some(MetadataValue::String(id)) => Some(id.clone()),
+            _ => None,
+        };
+        let mut definition = Map::new();
+        definition.insert("state".to_owned(), Value::from(state.as_str()));
+        definition.insert(
+            "variants".to_owned(),
+            Value::Object(
+                variants
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.to_json()))
+                    .collect(),
+            ),
+        );
+        definition.insert(
+            "defaultVariant".to_owned(),
+            default_variant.map_or(Value::Null, |i| Value::from(variants[i].0.clone())),
+        );
+        if let Some(rule) = inlined {
+            definition.insert("targeting".to_owned(), rule);
+        }
+        Some(Flag::new(
+            key.to_owned(),
+            state,
+            variants,
+            default_variant,
+            targeting,
+            metadata,
+            flag_set_id,
+            definition,
+        ))
+    }
+
+    fn error_count(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
+    }
+
+    fn variants(&mut self, path: &str, value: Option<&Value>) -> Vec<(String, FlagValue)> {
+        let path = format!("{path}/variants");
+        let map = match value {
+            Some(Value::Object(map)) if !map.is_empty() => map,
+            Some(Value::Object(_)) => {
+                self.error(path, "a flag needs at least one variant".to_owned());
+                return Vec::new();
+            }
+            Some(other) => {
+                self.error(
+                    path,
+                    format!("must be an object of named values, not {}", type_name(other)),
+                );
+                return Vec::new();
+            }
+            None => {
+                let parent = path.trim_end_matches("/variants").to_owned();
+                self.error(parent, "missing required property \"variants\"".to_owned());
+                return Vec::new();
+            }
+        };
+        let mut variants = Vec::with_capacity(map.len());
+        let mut first_type = None;
+        for (name, value) in map {
+            let variant_path = pointer(&path, name);
+            if name.is_empty() {
+                self.error(variant_path.clone(), "variant names must not be empty".to_owned());
+            }
+            let value = match value {
+                Value::Bool(b) => FlagValue::Bool(*b),
+                Value::String(s) => FlagValue::String(s.clone()),
+                Value::Number(n) => FlagValue::Number(n.clone()),
+                Value::Object(o) => FlagValue::Object(o.clone()),
+                other => {
+                    self.error(
+                        variant_path,
+                        format!(
+                            "a variant must be a boolean, string, number or object, not {}",
+                            type_name(other)
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match first_type {
+                None => first_type = Some((value.value_type(), name.clone())),
+                Some((expected, ref first)) if expected != value.value_type() => {
+                    let message = format!(
+                        "all variants of a flag must have one type: \"{first}\" is {expected}, this one is {}",
+                        value.value_type()
+                    );
+                    self.error(variant_path, message);
+                    continue;
+                }
+                Some(_) => {}
+            }
+            variants.push((name.clone(), value));
+        }
+        variants
+    }
+
+    /// Compiles the targeting rule; returns it and its JSON with `$ref`s inlined.
+    fn targeting(
+        &mut self,
+        path: &str,
+        value: Option<&Value>,
+        evaluators: &Map<String, Value>,
+    ) -> (Targeting, Option<Value>) {
+        let rule = match value {
+            None | Some(Value::Null) => return (Targeting::None, None),
+            Some(Value::Object(map)) if map.is_empty() => return (Targeting::None, None),
+            Some(rule @ Value::Object(_)) => rule,
+            Some(other) => {
+                self.error(
+                    format!("{path}/targeting"),
+                    format!("must be a JsonLogic object, not {}", type_name(other)),
+                );
+                return (Targeting::None, None);
+            }
+        };
+        let (node, problems) = logic::compile(rule, evaluators);
+        let inlined = inline_references(rule, evaluators);
+        if problems.is_empty() {
+            return (Targeting::Rule(node), Some(inlined));
+        }
+        let message = problems
+            .iter()
+            .map(|p| format!("{} at {}/targeting{}", p.message, path, p.path))
+            .collect::<Vec<_>>()
+            .join("; ");
+        for problem in problems {
+            self.warning(
+                format!("{path}/targeting{}", problem.path),
+                format!("{}; the flag will answer PARSE_ERROR", problem.message),
+            );
+        }
+        (Targeting::Broken(message), Some(inlined))
+    }
+}
+
+/// The rule with every resolvable `{"$ref": name}` replaced by the named rule
+/// (once, as flagd does), for sync payloads and exports.
+fn inline_references(rule: &Value, evaluators: &Map<String, Value>) -> Value {
+    match rule {
+        Value::Object(map) => {
+            if let (1, Some(Value::String(name))) = (map.len(), map.get("$ref"))
+                && let Some(target) = evaluators.get(name)
+            {
+                return target.clone();
+            }
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), inline_references(v, evaluators)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| inline_references(item, evaluators))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,177 @@
+//! flagd's `fractional` operator in its two live bucketing generations.
+//!
+//! Both hash with MurmurHash3 x86 32-bit (seed 0) and map the hash onto the
+//! total weight with `(hash × total) >> 32`; they differ in what is hashed:
+//! - v2 hashes the UTF-8 bytes of the bucketing string, or of
+//!   `flagKey + targetingKey` for the shorthand form;
+//! - v3 hashes the deterministic CBOR encoding of the bucketing value (string,
+//!   number, boolean or object), or of the array `[flagKey, targetingKey]`.
+//!
+//! See `docs/adr/0001-fractional-bucketing-generation.md`.
+
+use crate::FractionalGeneration;
+use crate::hashing::{bucket, cbor, murmur3_x86_32};
+use crate::logic::val::Val;
+use crate::logic::{Env, Fractional, Node, Weight};
+
+/// The largest total weight flagd accepts.
+const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
+
+/// Evaluates `fractional`; null whenever flagd yields null (no usable bucketing
+/// value, malformed entry, non-integer weight, zero or oversized total).
+pub(crate) fn evaluate<'a>(
+    fractional: &'a Fractional,
+    env: &Env<'a>,
+    eval: &dyn Fn(&'a Node) -> Val<'a>,
+) -> Val<'a> {
+    if fractional.buckets.is_empty() {
+        return Val::Null;
+    }
+    let Some(hash) = hash(fractional, env, eval) else {
+        return Val::Null;
+    };
+    let mut weights = [0u32; 16];
+    let mut dynamic = Vec::new();
+    let weights: &mut [u32] = if fractional.buckets.len() <= weights.len() {
+        &mut weights[..fractional.buckets.len()]
+    } else {
+        dynamic.resize(fractional.buckets.len(), 0);
+        &mut dynamic
+    };
+    let mut total: u64 = 0;
+    for (slot, entry) in weights.iter_mut().zip(&fractional.buckets) {
+        let weight = match &entry.weight {
+            Weight::Fixed(w) => *w,
+            Weight::Invalid => return Val::Null,
+            Weight::Dynamic(node) => match eval(node) {
+                Val::Num(w) if w.fract() == 0.0 => w.clamp(0.0, f64::from(u32::MAX)) as u32,
+                _ => return Val::Null,
+            },
+        };
+        *slot = weight;
+        total += u64::from(weight);
+    }
+    if total == 0 || total > MAX_TOTAL_WEIGHT {
+        return Val::Null;
+    }
+    let chosen = bucket(hash, total as u32);
+    let mut running: u64 = 0;
+    for (weight, entry) in weights.iter().zip(&fractional.buckets) {
+        running += u64::from(*weight);
+        if u64::from(chosen) < running {
+            return match eval(&entry.variant) {
+                variant @ (Val::Null | Val::Bool(_) | Val::Num(_) | Val::Str(_) | Val::String(_)) => {
+                    variant
+                }
+                _ => Val::Null,
+            };
+        }
+    }
+    Val::Null
+}
+
+/// The targeting key when it is a non-empty string.
+fn targeting_key<'a>(env: &Env<'a>) -> Option<&'a str> {
+    match env.context.get("targetingKey") {
+        Some(serde_json::Value::String(key)) if !key.is_empty() => Some(key),
+        _ => None,
+    }
+}
+
+fn hash<'a>(
+    fractional: &'a Fractional,
+    env: &Env<'a>,
+    eval: &dyn Fn(&'a Node) -> Val<'a>,
+) -> Option<u32> {
+    let bucketing_value = fractional.bucket_by.as_ref().map(eval);
+    match env.generation {
+        FractionalGeneration::V2 => {
+            let value = match &bucketing_value {
+                // flagd drops a null bucketing value and falls back to the shorthand.
+                None | Some(Val::Null) => None,
+                Some(value) => Some(value.as_str()?),
+            };
+            Some(match value {
+                Some(text) => murmur3_x86_32(text.as_bytes(), 0),
+                None => {
+                    let key = targeting_key(env)?;
+                    hash_concatenation(env.flag_key.as_bytes(), key.as_bytes())
+                }
+            })
+        }
+        FractionalGeneration::V3 => {
+            let mut encoded = Vec::with_capacity(64);
+            match &bucketing_value {
+                None => {
+                    let key = targeting_key(env)?;
+                    cbor::head(&mut encoded, 4, 2);
+                    cbor::text(&mut encoded, env.flag_key);
+                    cbor::text(&mut encoded, key);
+                }
+                Some(value) => encode_bucketing_value(&mut encoded, value)?,
+            }
+            Some(murmur3_x86_32(&encoded, 0))
+        }
+    }
+}
+
+/// Hashes `a` followed by `b` without allocating for keys of usual length.
+fn hash_concatenation(a: &[u8], b: &[u8]) -> u32 {
+    let mut buffer = [0u8; 256];
+    let length = a.len() + b.len();
+    if length <= buffer.len() {
+        buffer[..a.len()].copy_from_slice(a);
+        buffer[a.len()..length].copy_from_slice(b);
+        murmur3_x86_32(&buffer[..length], 0)
+    } else {
+        murmur3_x86_32(&[a, b].concat(), 0)
+    }
+}
+
+/// v3 accepts strings, numbers, booleans and objects; null and arrays yield null.
+fn encode_bucketing_value(out: &mut Vec<u8>, value: &Val<'_>) -> Option<()> {
+    match value {
+        Val::Null | Val::Arr(_) | Val::List(_) => None,
+        other => {
+            encode_json(out, &other.to_json());
+            Some(())
+        }
+    }
+}
+
+/// Deterministic CBOR of a JSON value: map keys sorted by their encoded bytes.
+fn encode_json(out: &mut Vec<u8>, value: &serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Null => cbor::null(out),
+        Value::Bool(b) => cbor::bool(out, *b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => cbor::unsigned(out, u),
+            (None, Some(i)) => cbor::negative(out, (-1 - i) as u64),
+            _ => cbor::number(out, n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => cbor::text(out, s),
+        Value::Array(items) => {
+            cbor::head(out, 4, items.len() as u64);
+            for item in items {
+                encode_json(out, item);
+            }
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(Vec<u8>, &Value)> = map
+                .iter()
+                .map(|(key, item)| {
+                    let mut encoded_key = Vec::with_capacity(key.len() + 2);
+                    cbor::text(&mut encoded_key, key);
+                    (encoded_key, item)
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            cbor::head(out, 5, entries.len() as u64);
+            for (key, item) in entries {
+                out.extend_from_slice(&key);
+                encode_json(out, item);
+            }
+        }
+    }
+}

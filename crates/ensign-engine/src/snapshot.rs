@@ -1,0 +1,570 @@
+//! Compiled flags, and snapshots that merge the flags of several sources.
+//!
+//! A [`Snapshot`] is immutable: servers build a new one when a source changes
+//! and swap it in atomically. Flags are shared between snapshots (`Arc`), so a
+//! change to one source does not recompile the others.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::document::FlagDocument;
+use crate::logic::{self, Env, Node, val::Val};
+use crate::metadata::Metadata;
+use crate::resolution::{ErrorCode, Reason, Resolution};
+use crate::value::{FlagValue, RequestedType, ValueType};
+
+/// The evaluation context: `targetingKey` plus any attributes.
+pub type Context = Map<String, Value>;
+
+/// Metadata of unknown flags.
+static NO_METADATA: Metadata = Metadata::new();
+
+/// Which `fractional` bucketing generation to compute.
+///
+/// See `docs/adr/0001-fractional-bucketing-generation.md` for which SDKs and
+/// flagd versions compute which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FractionalGeneration {
+    /// flagd 0.15–0.16, `@openfeature/flagd-core` 4.x: murmur3 of the UTF-8 string.
+    V2,
+    /// The accepted successor: murmur3 of the deterministic CBOR encoding.
+    #[default]
+    V3,
+}
+
+impl FractionalGeneration {
+    /// Parses `v2` or `v3`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "v2" | "V2" => Some(FractionalGeneration::V2),
+            "v3" | "V3" => Some(FractionalGeneration::V3),
+            _ => None,
+        }
+    }
+}
+
+/// Per-engine evaluation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EvaluationOptions {
+    /// The bucketing generation of `fractional`.
+    pub fractional: FractionalGeneration,
+}
+
+/// Whether a flag is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlagState {
+    /// Evaluated normally.
+    Enabled,
+    /// Answers `DISABLED` with no value; targeting is not run.
+    Disabled,
+}
+
+impl FlagState {
+    /// `ENABLED` or `DISABLED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagState::Enabled => "ENABLED",
+            FlagState::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// A flag's targeting, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Targeting {
+    /// No rule (absent or `{}`): the default variant is served with `STATIC`.
+    None,
+    /// A compiled rule.
+    Rule(Node),
+    /// A rule that could not be compiled; every evaluation is a `PARSE_ERROR`.
+    Broken(String),
+}
+
+/// One compiled flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flag {
+    key: String,
+    state: FlagState,
+    variants: Vec<(String, FlagValue)>,
+    value_type: Option<ValueType>,
+    default_variant: Option<usize>,
+    targeting: Targeting,
+    metadata: Metadata,
+    flag_set_id: Option<String>,
+    definition: Map<String, Value>,
+}
+
+impl Flag {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key: String,
+        state: FlagState,
+        variants: Vec<(String, FlagValue)>,
+        default_variant: Option<usize>,
+        targeting: Targeting,
+        metadata: Metadata,
+        flag_set_id: Option<String>,
+        definition: Map<String, Value>,
+    ) -> Self {
+        let value_type = variants.first().map(|(_, v)| v.value_type());
+        Flag {
+            key,
+            state,
+            variants,
+            value_type,
+            default_variant,
+            targeting,
+            metadata,
+            flag_set_id,
+            definition,
+        }
+    }
+
+    /// The flag key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Enabled or disabled.
+    pub fn state(&self) -> FlagState {
+        self.state
+    }
+
+    /// The variants in document order.
+    pub fn variants(&self) -> &[(String, FlagValue)] {
+        &self.variants
+    }
+
+    /// The type shared by all variants.
+    pub fn value_type(&self) -> Option<ValueType> {
+        self.value_type
+    }
+
+    /// The default variant's name, if the flag has one.
+    pub fn default_variant(&self) -> Option<&str> {
+        self.default_variant.map(|i| self.variants[i].0.as_str())
+    }
+
+    /// Flag-set metadata overlaid by the flag's own.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The flag set this flag belongs to (`metadata.flagSetId`).
+    pub fn flag_set_id(&self) -> Option<&str> {
+        self.flag_set_id.as_deref()
+    }
+
+    /// The normalised definition (`state`, `variants`, `defaultVariant`,
+    /// `targeting` with `$ref`s inlined), as flagd's sync payload carries it.
+    pub fn definition(&self) -> &Map<String, Value> {
+        &self.definition
+    }
+
+    /// The targeting compile error, if the flag answers `PARSE_ERROR`.
+    pub fn targeting_error(&self) -> Option<&str> {
+        match &self.targeting {
+            Targeting::Broken(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Evaluates the flag without a type check.
+    pub fn evaluate(
+        &self,
+        context: &Context,
+        now: i64,
+        options: &EvaluationOptions,
+    ) -> Resolution<'_, &FlagValue> {
+        if self.state == FlagState::Disabled {
+            return self.code_default(Reason::Disabled);
+        }
+        let rule = match &self.targeting {
+            Targeting::None => return self.default(Reason::Static),
+            Targeting::Broken(message) => {
+                return Resolution::failed(
+                    ErrorCode::ParseError,
+                    format!("flag \"{}\" has invalid targeting: {message}", self.key),
+                    &self.metadata,
+                );
+            }
+            Targeting::Rule(rule) => rule,
+        };
+        let env = Env {
+            context,
+            flag_key: &self.key,
+            now,
+            generation: options.fractional,
+        };
+        let name = match logic::evaluate(rule, &env) {
+            Val::Null => return self.default(Reason::Default),
+            Val::Str(s) => self.variant_index(s),
+            Val::String(s) => self.variant_index(&s),
+            Val::Bool(true) => self.variant_index("true"),
+            Val::Bool(false) => self.variant_index("false"),
+            other => self.variant_index(&logic::val::to_js_string(&other)),
+        };
+        match name {
+            Ok(index) => {
+                let (name, value) = &self.variants[index];
+                Resolution {
+                    value: Some(value),
+                    variant: Some(name),
+                    reason: Reason::TargetingMatch,
+                    error: None,
+                    metadata: &self.metadata,
+                }
+            }
+            Err(name) => Resolution::failed(
+                ErrorCode::General,
+                format!(
+                    "targeting of flag \"{}\" returned \"{name}\", which is not a variant",
+                    self.key
+                ),
+                &self.metadata,
+            ),
+        }
+    }
+
+    /// Evaluates the flag and checks the value against the requested type.
+    pub fn resolve(
+        &self,
+        requested: RequestedType,
+        context: &Context,
+        now: i64,
+        options: &EvaluationOptions,
+    ) -> Resolution<'_, &FlagValue> {
+        let resolution = self.evaluate(context, now, options);
+        let Some(value) = resolution.value else {
+            return resolution;
+        };
+        if let Err(message) = check_type(value, requested) {
+            return Resolution::failed(
+                ErrorCode::TypeMismatch,
+                format!("flag \"{}\": {message}", self.key),
+                &self.metadata,
+            );
+        }
+        resolution
+    }
+
+    fn variant_index(&self, name: &str) -> Result<usize, String> {
+        self.variants
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| name.to_owned())
+    }
+
+    fn default(&self, reason: Reason) -> Resolution<'_, &FlagValue> {
+        match self.default_variant {
+            Some(index) => {
+                let (name, value) = &self.variants[index];
+                Resolution {
+                    value: Some(value),
+                    variant: Some(name),
+                    reason,
+                    error: None,
+                    metadata: &self.metadata,
+                }
+            }
+            None => self.code_default(Reason::Default),
+        }
+    }
+
+    /// No value: the caller's code default applies.
+    fn code_default(&self, reason: Reason) -> Resolution<'_, &FlagValue> {
+        Resolution {
+            value: None,
+            variant: None,
+            reason,
+            error: None,
+            metadata: &self.metadata,
+        }
+    }
+}
+
+/// The largest integer a float64 holds exactly: integer requests stay within it.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+fn check_type(value: &FlagValue, requested: RequestedType) -> Result<(), String> {
+    let ok = match (requested, value) {
+        (RequestedType::Boolean, FlagValue::Bool(_))
+        | (RequestedType::String, FlagValue::String(_))
+        | (RequestedType::Float, FlagValue::Number(_))
+        | (RequestedType::Object, FlagValue::Object(_)) => true,
+        (RequestedType::Integer, FlagValue::Number(n)) => {
+            let whole = n.is_i64()
+                || n.is_u64()
+                || n.as_f64().is_some_and(|f| f.fract() == 0.0);
+            if !whole {
+                return Err(format!("the value {n} is not an integer"));
+            }
+            n.as_f64().is_some_and(|f| f.abs() <= MAX_SAFE_INTEGER)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "requested {requested}, but the value is {}",
+            value.value_type()
+        ))
+    }
+}
+
+/// A named document with its priority given by position in [`Snapshot::build`].
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The source's name (a file URI, `database`, ...); selectors match it.
+    pub name: Arc<str>,
+    /// The compiled document.
+    pub document: Arc<FlagDocument>,
+}
+
+impl Source {
+    /// A source named `name`.
+    pub fn new(name: impl Into<Arc<str>>, document: FlagDocument) -> Self {
+        Source {
+            name: name.into(),
+            document: Arc::new(document),
+        }
+    }
+}
+
+/// Which flags a request sees: flagd's `Flagd-Selector`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Selector {
+    /// `flagSetId=<id>`; the empty id selects flags without a set.
+    FlagSet(String),
+    /// `source=<name>`, or a bare `<name>`.
+    Source(String),
+}
+
+/// A selector that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported selector key \"{0}\": use flagSetId=<id> or source=<name>")]
+pub struct SelectorError(pub String);
+
+impl Selector {
+    /// Parses `flagSetId=…`, `source=…` or a bare source name.
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        let text = text.trim();
+        match text.split_once('=') {
+            Some(("flagSetId", id)) => Ok(Selector::FlagSet(id.to_owned())),
+            Some(("source", name)) => Ok(Selector::Source(name.to_owned())),
+            Some((key, _)) => Err(SelectorError(key.to_owned())),
+            None => Ok(Selector::Source(text.to_owned())),
+        }
+    }
+
+    /// The metadata flagd reflects back for this selector.
+    pub fn reflection(&self) -> (&'static str, &str) {
+        match self {
+            Selector::FlagSet(id) => ("flagSetId", id),
+            Selector::Source(name) => ("source", name),
+        }
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (key, value) = self.reflection();
+        write!(f, "{key}={value}")
+    }
+}
+
+/// A flag in a snapshot, with the source it came from.
+#[derive(Debug, Clone)]
+struct Entry {
+    flag: Arc<Flag>,
+    source: usize,
+}
+
+/// An immutable, merged view of every source's flags.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    options: EvaluationOptions,
+    sources: Vec<Source>,
+    entries: Vec<Entry>,
+    /// Entries per key, highest priority first.
+    by_key: HashMap<String, Vec<usize>>,
+    /// The key order of the unselected view: document order, first source first.
+    keys: Vec<String>,
+}
+
+impl Snapshot {
+    /// Merges `sources`; a later source has higher priority.
+    pub fn build(sources: Vec<Source>, options: EvaluationOptions) -> Snapshot {
+        let mut entries = Vec::new();
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut keys = Vec::new();
+        for (source_index, source) in sources.iter().enumerate() {
+            for flag in &source.document.flags {
+                let index = entries.len();
+                entries.push(Entry {
+                    flag: Arc::clone(flag),
+                    source: source_index,
+                });
+                let slot = by_key.entry(flag.key.clone()).or_default();
+                if slot.is_empty() {
+                    keys.push(flag.key.clone());
+                }
+                slot.insert(0, index);
+            }
+        }
+        Snapshot {
+            options,
+            sources,
+            entries,
+            by_key,
+            keys,
+        }
+    }
+
+    /// The evaluation settings.
+    pub fn options(&self) -> &EvaluationOptions {
+        &self.options
+    }
+
+    /// The sources, lowest priority first.
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    /// The flag `key` as seen without a selector: the highest-priority one.
+    pub fn get(&self, key: &str) -> Option<&Flag> {
+        self.get_selected(None, key)
+    }
+
+    /// The flag `key` as seen through `selector`.
+    pub fn get_selected(&self, selector: Option<&Selector>, key: &str) -> Option<&Flag> {
+        self.by_key
+            .get(key)?
+            .iter()
+            .map(|&i| &self.entries[i])
+            .find(|entry| self.matches(selector, entry))
+            .map(|entry| &*entry.flag)
+    }
+
+    /// The source a visible flag came from.
+    pub fn source_of(&self, selector: Option<&Selector>, key: &str) -> Option<&str> {
+        self.by_key
+            .get(key)?
+            .iter()
+            .map(|&i| &self.entries[i])
+            .find(|entry| self.matches(selector, entry))
+            .map(|entry| &*self.sources[entry.source].name)
+    }
+
+    fn matches(&self, selector: Option<&Selector>, entry: &Entry) -> bool {
+        match selector {
+            None => true,
+            Some(Selector::FlagSet(id)) => entry.flag.flag_set_id().unwrap_or("") == id,
+            Some(Selector::Source(name)) => &*self.sources[entry.source].name == name,
+        }
+    }
+
+    /// Every flag visible through `selector`, one per key, in document order.
+    pub fn flags<'s>(&'s self, selector: Option<&'s Selector>) -> impl Iterator<Item = &'s Flag> {
+        self.keys
+            .iter()
+            .filter_map(move |key| self.get_selected(selector, key))
+    }
+
+    /// Resolves `key` for `context` at `now` (unix seconds), checking the type.
+    pub fn resolve(
+        &self,
+        key: &str,
+        requested: RequestedType,
+        context: &Context,
+        now: i64,
+    ) -> Resolution<'_, &FlagValue> {
+        self.resolve_selected(None, key, requested, context, now)
+    }
+
+    /// [`Snapshot::resolve`] through a selector.
+    pub fn resolve_selected(
+        &self,
+        selector: Option<&Selector>,
+        key: &str,
+        requested: RequestedType,
+        context: &Context,
+        now: i64,
+    ) -> Resolution<'_, &FlagValue> {
+        match self.get_selected(selector, key) {
+            Some(flag) => flag.resolve(requested, context, now, &self.options),
+            None => not_found(key),
+        }
+    }
+
+    /// Evaluates every flag visible through `selector`, without type checks.
+    pub fn resolve_all<'s>(
+        &'s self,
+        selector: Option<&'s Selector>,
+        context: &'s Context,
+        now: i64,
+    ) -> impl Iterator<Item = (&'s Flag, Resolution<'s, &'s FlagValue>)> {
+        self.flags(selector)
+            .map(move |flag| (flag, flag.evaluate(context, now, &self.options)))
+    }
+
+    /// Resolves a boolean flag.
+    pub fn resolve_boolean(&self, key: &str, context: &Context, now: i64) -> Resolution<'_, bool> {
+        self.resolve(key, RequestedType::Boolean, context, now)
+            .map(|v| matches!(v, FlagValue::Bool(true)))
+    }
+
+    /// Resolves a string flag.
+    pub fn resolve_string(&self, key: &str, context: &Context, now: i64) -> Resolution<'_, &str> {
+        self.resolve(key, RequestedType::String, context, now)
+            .map(|v| match v {
+                FlagValue::String(s) => s.as_str(),
+                _ => "",
+            })
+    }
+
+    /// Resolves an integer flag (whole numbers within ±(2^53 − 1)).
+    pub fn resolve_integer(&self, key: &str, context: &Context, now: i64) -> Resolution<'_, i64> {
+        self.resolve(key, RequestedType::Integer, context, now)
+            .map(|v| match v {
+                FlagValue::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
+                _ => 0,
+            })
+    }
+
+    /// Resolves a float flag.
+    pub fn resolve_float(&self, key: &str, context: &Context, now: i64) -> Resolution<'_, f64> {
+        self.resolve(key, RequestedType::Float, context, now)
+            .map(|v| match v {
+                FlagValue::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                _ => f64::NAN,
+            })
+    }
+
+    /// Resolves an object flag.
+    pub fn resolve_object(
+        &self,
+        key: &str,
+        context: &Context,
+        now: i64,
+    ) -> Resolution<'_, &Map<String, Value>> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        self.resolve(key, RequestedType::Object, context, now)
+            .map(|v| match v {
+                FlagValue::Object(o) => o,
+                _ => &EMPTY,
+            })
+    }
+}
+
+fn not_found(key: &str) -> Resolution<'static, &'static FlagValue> {
+    Resolution::failed(
+        ErrorCode::FlagNotFound,
+        format!("flag \"{key}\" not found"),
+        &NO_METADATA,
+    )
+}
