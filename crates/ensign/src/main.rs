@@ -1,1 +1,49 @@
-fn main() {}
+//! The `ensign` binary: a flagd-compatible feature flag server and its tools.
+//!
+//! Every option is also an `ENSIGN_*` environment variable. Subcommands live in
+//! [`commands`], one module each.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ensign: a self-hostable, OpenFeature-compatible feature flag server.
+#[derive(Debug, Parser)]
+#[command(name = "ensign", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check flag documents; list every problem with its JSON Pointer.
+    Validate(commands::validate::ValidateArgs),
+    /// Evaluate flags from a document, once or for a batch of cases.
+    Eval(commands::eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => commands::validate::run(&args),
+        Command::Eval(args) => commands::eval::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        // A closed pipe (`ensign eval ... | head`) is the reader's choice, not a failure.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}

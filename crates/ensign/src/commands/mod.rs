@@ -1,0 +1,22 @@
+//! One module per subcommand, plus what they share.
+
+pub mod eval;
+pub mod validate;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use ensign_engine::document::{self, Format, Limits, Loaded};
+
+/// Reads and loads the flag document at `path` (YAML by extension, else JSON).
+pub fn load_file(path: &str) -> anyhow::Result<Result<Loaded, document::DocumentError>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    Ok(document::load(&text, Format::from_path(path), &Limits::default()))
+}
+
+/// The current time in unix seconds, for `$flagd.timestamp`.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
