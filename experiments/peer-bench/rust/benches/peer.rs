@@ -57,9 +57,14 @@ fn main() {
     for c in &ctxs {
         let r = store.resolve("fractional-flag", c);
         assert_eq!(r.reason, Reason::TargetingMatch, "fractional-flag");
-        *split.entry(r.value.and_then(|v| v.as_str()).unwrap_or("?")).or_insert(0) += 1;
+        *split
+            .entry(r.value.and_then(|v| v.as_str()).unwrap_or("?"))
+            .or_insert(0) += 1;
     }
-    assert!(ctxs.iter().all(|c| store.resolve("rule-flag", c).reason == Reason::TargetingMatch));
+    assert!(
+        ctxs.iter()
+            .all(|c| store.resolve("rule-flag", c).reason == Reason::TargetingMatch)
+    );
     assert_eq!(bulk.len(), 100);
     assert_eq!(bulk.resolve_all(&ctxs[0]), 100);
     assert_eq!(Store::load(&text_10k).expect("load 10k").len(), 10_000);
@@ -95,7 +100,9 @@ fn main() {
     });
 
     let mut group = c.benchmark_group("load");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
     group.bench_function("load_compile_10k", |b| {
         b.iter(|| Store::load(black_box(&text_10k)).map(|s| s.len()).ok())
     });

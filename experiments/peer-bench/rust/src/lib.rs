@@ -9,6 +9,7 @@
 //! evaluation; `Operator::apply` itself parses and compiles the rule on every call, and the
 //! crate has no way to keep a compiled rule.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use flagd_evaluation_engine::{FeatureFlag, FlagParser, FlagdEvaluationError, Operator};
@@ -62,6 +63,15 @@ pub struct Resolution<'a> {
     pub value: Option<&'a Value>,
 }
 
+impl Resolution<'_> {
+    fn without_value(reason: Reason) -> Self {
+        Self {
+            reason,
+            value: None,
+        }
+    }
+}
+
 struct Entry {
     flag: FeatureFlag,
     /// `None` when the flag has no targeting (absent or `{}`).
@@ -87,7 +97,10 @@ impl Store {
                 (key, Entry { flag, targeting })
             })
             .collect();
-        Ok(Self { flags, operator: Operator::new() })
+        Ok(Self {
+            flags,
+            operator: Operator::new(),
+        })
     }
 
     /// Number of flags held.
@@ -103,7 +116,7 @@ impl Store {
     /// Resolves one flag the way flagd does (protocol notes §4.2, type check left out).
     pub fn resolve(&self, key: &str, ctx: &EvaluationContext) -> Resolution<'_> {
         let Some(entry) = self.flags.get(key) else {
-            return Resolution { reason: Reason::FlagNotFound, value: None };
+            return Resolution::without_value(Reason::FlagNotFound);
         };
         self.resolve_entry(key, entry, ctx)
     }
@@ -118,26 +131,31 @@ impl Store {
             .count()
     }
 
-    fn resolve_entry<'a>(&'a self, key: &str, e: &'a Entry, ctx: &EvaluationContext) -> Resolution<'a> {
+    fn resolve_entry<'a>(
+        &'a self,
+        key: &str,
+        e: &'a Entry,
+        ctx: &EvaluationContext,
+    ) -> Resolution<'a> {
         let flag = &e.flag;
         if flag.state == "DISABLED" {
-            return Resolution { reason: Reason::Disabled, value: None };
+            return Resolution::without_value(Reason::Disabled);
         }
+        let default = || Cow::Borrowed(flag.default_variant.as_str());
         let (variant, reason) = match &e.targeting {
-            None => (flag.default_variant.as_str(), Reason::Static),
+            None => (default(), Reason::Static),
             Some(rule) => match self.operator.apply(key, rule, ctx) {
-                Ok(Some(v)) => {
-                    let value = flag.variants.get(&v);
-                    let reason = if value.is_some() { Reason::TargetingMatch } else { Reason::Error };
-                    return Resolution { reason, value };
-                }
-                Ok(None) => (flag.default_variant.as_str(), Reason::Default),
-                Err(_) => return Resolution { reason: Reason::Error, value: None },
+                Ok(Some(variant)) => (Cow::Owned(variant), Reason::TargetingMatch),
+                Ok(None) => (default(), Reason::Default),
+                Err(_) => return Resolution::without_value(Reason::Error),
             },
         };
-        match flag.variants.get(variant) {
-            Some(value) => Resolution { reason, value: Some(value) },
-            None => Resolution { reason: Reason::Error, value: None },
+        match flag.variants.get(variant.as_ref()) {
+            Some(value) => Resolution {
+                reason,
+                value: Some(value),
+            },
+            None => Resolution::without_value(Reason::Error),
         }
     }
 }
