@@ -82,7 +82,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let path = if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        };
         let level = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -144,10 +148,7 @@ pub fn load_value(value: &Value, limits: &Limits) -> Result<Loaded, DocumentErro
         return Err(DocumentError {
             problems: vec![Problem {
                 path: String::new(),
-                message: format!(
-                    "the document nests deeper than {} levels",
-                    limits.max_depth
-                ),
+                message: format!("the document nests deeper than {} levels", limits.max_depth),
                 severity: Severity::Error,
             }],
         });
@@ -242,12 +243,18 @@ impl Checker {
         let Value::Object(root) = value else {
             self.error(
                 String::new(),
-                format!("a flag document must be an object, not {}", type_name(value)),
+                format!(
+                    "a flag document must be an object, not {}",
+                    type_name(value)
+                ),
             );
             return FlagDocument::default();
         };
         for key in root.keys() {
-            if !matches!(key.as_str(), "flags" | "$evaluators" | "metadata" | "$schema") {
+            if !matches!(
+                key.as_str(),
+                "flags" | "$evaluators" | "metadata" | "$schema"
+            ) {
                 self.warning(pointer("", key), "unknown property, ignored".to_owned());
             }
         }
@@ -268,7 +275,10 @@ impl Checker {
         };
         let mut flags = Vec::new();
         match root.get("flags") {
-            None => self.error(String::new(), "missing required property \"flags\"".to_owned()),
+            None => self.error(
+                String::new(),
+                "missing required property \"flags\"".to_owned(),
+            ),
             Some(Value::Object(map)) => {
                 for (key, definition) in map {
                     let path = pointer("/flags", key);
@@ -292,7 +302,10 @@ impl Checker {
                         }
                     };
                     if !seen.insert(key.as_str()) {
-                        self.error(format!("{path}/key"), format!("duplicate flag key \"{key}\""));
+                        self.error(
+                            format!("{path}/key"),
+                            format!("duplicate flag key \"{key}\""),
+                        );
                         continue;
                     }
                     if let Some(flag) = self.flag(&path, key, definition, &metadata, evaluators) {
@@ -302,7 +315,10 @@ impl Checker {
             }
             Some(other) => self.error(
                 "/flags".to_owned(),
-                format!("must be an object keyed by flag key, or an array, not {}", type_name(other)),
+                format!(
+                    "must be an object keyed by flag key, or an array, not {}",
+                    type_name(other)
+                ),
             ),
         }
         FlagDocument { flags, metadata }
@@ -379,7 +395,10 @@ impl Checker {
                 FlagState::Enabled
             }
             None => {
-                self.error(path.to_owned(), "missing required property \"state\"".to_owned());
+                self.error(
+                    path.to_owned(),
+                    "missing required property \"state\"".to_owned(),
+                );
                 FlagState::Enabled
             }
         };
@@ -464,7 +483,10 @@ impl Checker {
             Some(other) => {
                 self.error(
                     path,
-                    format!("must be an object of named values, not {}", type_name(other)),
+                    format!(
+                        "must be an object of named values, not {}",
+                        type_name(other)
+                    ),
                 );
                 return Vec::new();
             }
@@ -479,7 +501,10 @@ impl Checker {
         for (name, value) in map {
             let variant_path = pointer(&path, name);
             if name.is_empty() {
-                self.error(variant_path.clone(), "variant names must not be empty".to_owned());
+                self.error(
+                    variant_path.clone(),
+                    "variant names must not be empty".to_owned(),
+                );
             }
             let value = match value {
                 Value::Bool(b) => FlagValue::Bool(*b),

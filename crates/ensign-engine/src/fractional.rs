@@ -10,7 +10,7 @@
 //! See `docs/adr/0001-fractional-bucketing-generation.md`.
 
 use crate::FractionalGeneration;
-use crate::hashing::{bucket, cbor, murmur3_x86_32};
+use crate::hashing::{Murmur3, Sink, bucket, cbor};
 use crate::logic::val::Val;
 use crate::logic::{Env, Fractional, Node, Weight};
 
@@ -60,9 +60,11 @@ pub(crate) fn evaluate<'a>(
         running += u64::from(*weight);
         if u64::from(chosen) < running {
             return match eval(&entry.variant) {
-                variant @ (Val::Null | Val::Bool(_) | Val::Num(_) | Val::Str(_) | Val::String(_)) => {
-                    variant
-                }
+                variant @ (Val::Null
+                | Val::Bool(_)
+                | Val::Num(_)
+                | Val::Str(_)
+                | Val::String(_)) => variant,
                 _ => Val::Null,
             };
         }
@@ -84,63 +86,45 @@ fn hash<'a>(
     eval: &dyn Fn(&'a Node) -> Val<'a>,
 ) -> Option<u32> {
     let bucketing_value = fractional.bucket_by.as_ref().map(eval);
+    let mut hasher = Murmur3::new(0);
     match env.generation {
-        FractionalGeneration::V2 => {
-            let value = match &bucketing_value {
-                // flagd drops a null bucketing value and falls back to the shorthand.
-                None | Some(Val::Null) => None,
-                Some(value) => Some(value.as_str()?),
-            };
-            Some(match value {
-                Some(text) => murmur3_x86_32(text.as_bytes(), 0),
-                None => {
-                    let key = targeting_key(env)?;
-                    hash_concatenation(env.flag_key.as_bytes(), key.as_bytes())
-                }
-            })
-        }
-        FractionalGeneration::V3 => {
-            let mut encoded = Vec::with_capacity(64);
-            match &bucketing_value {
-                None => {
-                    let key = targeting_key(env)?;
-                    cbor::head(&mut encoded, 4, 2);
-                    cbor::text(&mut encoded, env.flag_key);
-                    cbor::text(&mut encoded, key);
-                }
-                Some(value) => encode_bucketing_value(&mut encoded, value)?,
+        FractionalGeneration::V2 => match &bucketing_value {
+            // flagd drops a null bucketing value and falls back to the shorthand.
+            None | Some(Val::Null) => {
+                hasher.write(env.flag_key.as_bytes());
+                hasher.write(targeting_key(env)?.as_bytes());
             }
-            Some(murmur3_x86_32(&encoded, 0))
-        }
+            Some(value) => hasher.write(value.as_str()?.as_bytes()),
+        },
+        FractionalGeneration::V3 => match &bucketing_value {
+            None => {
+                let key = targeting_key(env)?;
+                cbor::head(&mut hasher, 4, 2);
+                cbor::text(&mut hasher, env.flag_key);
+                cbor::text(&mut hasher, key);
+            }
+            Some(value) => encode_bucketing_value(&mut hasher, value)?,
+        },
     }
-}
-
-/// Hashes `a` followed by `b` without allocating for keys of usual length.
-fn hash_concatenation(a: &[u8], b: &[u8]) -> u32 {
-    let mut buffer = [0u8; 256];
-    let length = a.len() + b.len();
-    if length <= buffer.len() {
-        buffer[..a.len()].copy_from_slice(a);
-        buffer[a.len()..length].copy_from_slice(b);
-        murmur3_x86_32(&buffer[..length], 0)
-    } else {
-        murmur3_x86_32(&[a, b].concat(), 0)
-    }
+    Some(hasher.finish())
 }
 
 /// v3 accepts strings, numbers, booleans and objects; null and arrays yield null.
-fn encode_bucketing_value(out: &mut Vec<u8>, value: &Val<'_>) -> Option<()> {
+fn encode_bucketing_value(out: &mut impl Sink, value: &Val<'_>) -> Option<()> {
     match value {
-        Val::Null | Val::Arr(_) | Val::List(_) => None,
-        other => {
-            encode_json(out, &other.to_json());
-            Some(())
-        }
+        Val::Null | Val::Arr(_) | Val::List(_) => return None,
+        Val::Bool(b) => cbor::bool(out, *b),
+        Val::Num(n) => cbor::number(out, *n),
+        Val::Str(s) => cbor::text(out, s),
+        Val::String(s) => cbor::text(out, s),
+        Val::Obj(map) => encode_object(out, map),
+        Val::Owned(map) => encode_object(out, map),
     }
+    Some(())
 }
 
 /// Deterministic CBOR of a JSON value: map keys sorted by their encoded bytes.
-fn encode_json(out: &mut Vec<u8>, value: &serde_json::Value) {
+fn encode_json(out: &mut impl Sink, value: &serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Null => cbor::null(out),
@@ -157,21 +141,23 @@ fn encode_json(out: &mut Vec<u8>, value: &serde_json::Value) {
                 encode_json(out, item);
             }
         }
-        Value::Object(map) => {
-            let mut entries: Vec<(Vec<u8>, &Value)> = map
-                .iter()
-                .map(|(key, item)| {
-                    let mut encoded_key = Vec::with_capacity(key.len() + 2);
-                    cbor::text(&mut encoded_key, key);
-                    (encoded_key, item)
-                })
-                .collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            cbor::head(out, 5, entries.len() as u64);
-            for (key, item) in entries {
-                out.extend_from_slice(&key);
-                encode_json(out, item);
-            }
-        }
+        Value::Object(map) => encode_object(out, map),
+    }
+}
+
+fn encode_object(out: &mut impl Sink, map: &serde_json::Map<String, serde_json::Value>) {
+    let mut entries: Vec<(Vec<u8>, &serde_json::Value)> = map
+        .iter()
+        .map(|(key, item)| {
+            let mut encoded_key = Vec::with_capacity(key.len() + 2);
+            cbor::text(&mut encoded_key, key);
+            (encoded_key, item)
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    cbor::head(out, 5, entries.len() as u64);
+    for (key, item) in entries {
+        out.put(&key);
+        encode_json(out, item);
     }
 }

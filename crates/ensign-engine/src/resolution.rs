@@ -4,6 +4,7 @@
 //! yields a variant's value, or tells the caller to use its code default (reason
 //! `DEFAULT` or `DISABLED` with no value), or fails with an [`ErrorCode`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::metadata::Metadata;
@@ -82,7 +83,7 @@ pub struct ResolutionError {
     /// The OpenFeature error code.
     pub code: ErrorCode,
     /// What went wrong, for logs and error bodies.
-    pub message: String,
+    pub message: Cow<'static, str>,
 }
 
 /// The outcome of resolving one flag for one context.
@@ -120,12 +121,19 @@ impl<'s, T> Resolution<'s, T> {
         self.error.as_ref().map(|e| e.code)
     }
 
-    pub(crate) fn failed(code: ErrorCode, message: String, metadata: &'s Metadata) -> Self {
+    pub(crate) fn failed(
+        code: ErrorCode,
+        message: impl Into<Cow<'static, str>>,
+        metadata: &'s Metadata,
+    ) -> Self {
         Resolution {
             value: None,
             variant: None,
             reason: Reason::Error,
-            error: Some(ResolutionError { code, message }),
+            error: Some(ResolutionError {
+                code,
+                message: message.into(),
+            }),
             metadata,
         }
     }

@@ -19,6 +19,33 @@ use crate::value::{FlagValue, RequestedType, ValueType};
 /// The evaluation context: `targetingKey` plus any attributes.
 pub type Context = Map<String, Value>;
 
+/// Flag keys are hashed with FNV-1a rather than SipHash: the index is built from
+/// configuration and only read by requests, so collisions cannot be forced into
+/// it, and short keys hash several times faster.
+type KeyHasher = std::hash::BuildHasherDefault<Fnv1a>;
+
+/// The 64-bit FNV-1a hash.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// Metadata of unknown flags.
 static NO_METADATA: Metadata = Metadata::new();
 
@@ -296,9 +323,7 @@ fn check_type(value: &FlagValue, requested: RequestedType) -> Result<(), String>
         | (RequestedType::Float, FlagValue::Number(_))
         | (RequestedType::Object, FlagValue::Object(_)) => true,
         (RequestedType::Integer, FlagValue::Number(n)) => {
-            let whole = n.is_i64()
-                || n.is_u64()
-                || n.as_f64().is_some_and(|f| f.fract() == 0.0);
+            let whole = n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0);
             if !whole {
                 return Err(format!("the value {n} is not an integer"));
             }
@@ -389,37 +414,35 @@ struct Entry {
 pub struct Snapshot {
     options: EvaluationOptions,
     sources: Vec<Source>,
-    entries: Vec<Entry>,
-    /// Entries per key, highest priority first.
-    by_key: HashMap<String, Vec<usize>>,
+    /// Every flag of a key, highest priority first.
+    by_key: HashMap<Box<str>, Vec<Entry>, KeyHasher>,
     /// The key order of the unselected view: document order, first source first.
-    keys: Vec<String>,
+    keys: Vec<Box<str>>,
 }
 
 impl Snapshot {
     /// Merges `sources`; a later source has higher priority.
     pub fn build(sources: Vec<Source>, options: EvaluationOptions) -> Snapshot {
-        let mut entries = Vec::new();
-        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_key: HashMap<Box<str>, Vec<Entry>, KeyHasher> = HashMap::default();
         let mut keys = Vec::new();
         for (source_index, source) in sources.iter().enumerate() {
             for flag in &source.document.flags {
-                let index = entries.len();
-                entries.push(Entry {
-                    flag: Arc::clone(flag),
-                    source: source_index,
-                });
-                let slot = by_key.entry(flag.key.clone()).or_default();
+                let slot = by_key.entry(flag.key.as_str().into()).or_default();
                 if slot.is_empty() {
-                    keys.push(flag.key.clone());
+                    keys.push(flag.key.as_str().into());
                 }
-                slot.insert(0, index);
+                slot.insert(
+                    0,
+                    Entry {
+                        flag: Arc::clone(flag),
+                        source: source_index,
+                    },
+                );
             }
         }
         Snapshot {
             options,
             sources,
-            entries,
             by_key,
             keys,
         }
@@ -442,12 +465,12 @@ impl Snapshot {
 
     /// The flag `key` as seen through `selector`.
     pub fn get_selected(&self, selector: Option<&Selector>, key: &str) -> Option<&Flag> {
-        self.by_key
-            .get(key)?
-            .iter()
-            .map(|&i| &self.entries[i])
-            .find(|entry| self.matches(selector, entry))
-            .map(|entry| &*entry.flag)
+        let entries = self.by_key.get(key)?;
+        match selector {
+            None => entries.first(),
+            Some(_) => entries.iter().find(|entry| self.matches(selector, entry)),
+        }
+        .map(|entry| &*entry.flag)
     }
 
     /// The source a visible flag came from.
@@ -455,7 +478,6 @@ impl Snapshot {
         self.by_key
             .get(key)?
             .iter()
-            .map(|&i| &self.entries[i])
             .find(|entry| self.matches(selector, entry))
             .map(|entry| &*self.sources[entry.source].name)
     }
@@ -497,7 +519,7 @@ impl Snapshot {
     ) -> Resolution<'_, &FlagValue> {
         match self.get_selected(selector, key) {
             Some(flag) => flag.resolve(requested, context, now, &self.options),
-            None => not_found(key),
+            None => not_found(),
         }
     }
 
@@ -531,7 +553,9 @@ impl Snapshot {
     pub fn resolve_integer(&self, key: &str, context: &Context, now: i64) -> Resolution<'_, i64> {
         self.resolve(key, RequestedType::Integer, context, now)
             .map(|v| match v {
-                FlagValue::Number(n) => n.as_i64().unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
+                FlagValue::Number(n) => n
+                    .as_i64()
+                    .unwrap_or_else(|| n.as_f64().unwrap_or(0.0) as i64),
                 _ => 0,
             })
     }
@@ -561,10 +585,6 @@ impl Snapshot {
     }
 }
 
-fn not_found(key: &str) -> Resolution<'static, &'static FlagValue> {
-    Resolution::failed(
-        ErrorCode::FlagNotFound,
-        format!("flag \"{key}\" not found"),
-        &NO_METADATA,
-    )
+fn not_found() -> Resolution<'static, &'static FlagValue> {
+    Resolution::failed(ErrorCode::FlagNotFound, "flag not found", &NO_METADATA)
 }

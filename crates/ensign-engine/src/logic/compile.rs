@@ -4,8 +4,8 @@
 use serde_json::{Map, Value};
 
 use super::{
-    ArithmeticOp, Bucket, CompareOp, EqualityOp, Fractional, IterateOp, Node, Var, VarPath,
-    Weight, split_path,
+    ArithmeticOp, Bucket, CompareOp, EqualityOp, Fractional, IterateOp, Node, Var, VarPath, Weight,
+    split_path,
 };
 
 /// A rule that cannot be evaluated: unknown operator, unresolved `$ref`.
@@ -202,11 +202,7 @@ impl Compiler<'_> {
         };
         let (bucket_by, entries, offset) = match items.first() {
             Some(Value::Array(_)) | None => (None, items, 0),
-            Some(first) => (
-                Some(self.at("0", |c| c.node(first, r))),
-                &items[1..],
-                1,
-            ),
+            Some(first) => (Some(self.at("0", |c| c.node(first, r))), &items[1..], 1),
         };
         let mut buckets = Vec::with_capacity(entries.len());
         for (i, entry) in entries.iter().enumerate() {
@@ -238,7 +234,9 @@ impl Compiler<'_> {
         let weight = match weight {
             None => Weight::Fixed(1),
             Some(Value::Number(n)) => match n.as_f64() {
-                Some(w) if w.fract() == 0.0 => Weight::Fixed(w.clamp(0.0, f64::from(u32::MAX)) as u32),
+                Some(w) if w.fract() == 0.0 => {
+                    Weight::Fixed(w.clamp(0.0, f64::from(u32::MAX)) as u32)
+                }
                 _ => Weight::Invalid,
             },
             Some(expr @ Value::Object(_)) => Weight::Dynamic(self.at("1", |c| c.node(expr, r))),

@@ -4,6 +4,8 @@
 //! result for every input (NaN, null, false), and flagd's operators return null
 //! on bad arguments. Recursion depth is bounded by the document depth limit.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use super::val::{
@@ -67,7 +69,10 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
             };
             match found {
                 Some(value) => value,
-                None => var.default.as_ref().map_or(Val::Null, |d| eval(d, env, data)),
+                None => var
+                    .default
+                    .as_ref()
+                    .map_or(Val::Null, |d| eval(d, env, data)),
             }
         }
         Node::Missing(args) => missing(args, env, data),
@@ -184,11 +189,18 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
             if args.len() != 3 {
                 return Val::Null;
             }
-            let version = |i| version_text(&arg(args, i, env, data));
-            let (Some(left), Some(right)) = (version(0), version(2)) else {
+            let (left, op, right) = (
+                arg(args, 0, env, data),
+                arg(args, 1, env, data),
+                arg(args, 2, env, data),
+            );
+            let (Some(left), Some(right)) = (version_text(&left), version_text(&right)) else {
                 return Val::Null;
             };
-            let op = to_js_string(&arg(args, 1, env, data));
+            let op = match op.as_str() {
+                Some(op) => Cow::Borrowed(op),
+                None => Cow::Owned(to_js_string(&op)),
+            };
             semver::compare(&left, &op, &right).map_or(Val::Null, Val::Bool)
         }
         Node::StartsWith(args) => string_test(args, env, data, |s, a| s.starts_with(a)),
@@ -316,20 +328,36 @@ fn arithmetic<'a>(op: ArithmeticOp, args: &'a [Node], env: &Env<'a>, data: Data<
             if args.is_empty() {
                 return f64::NAN;
             }
-            args.iter().map(|n| to_number(&eval(n, env, data))).product()
+            args.iter()
+                .map(|n| to_number(&eval(n, env, data)))
+                .product()
         }
         ArithmeticOp::Subtract if args.len() == 1 => -number(0),
         ArithmeticOp::Subtract => number(0) - number(1),
         ArithmeticOp::Divide => number(0) / number(1),
         ArithmeticOp::Remainder => number(0) % number(1),
-        ArithmeticOp::Min => args
-            .iter()
-            .map(|n| to_number(&eval(n, env, data)))
-            .fold(f64::INFINITY, |acc, x| if x.is_nan() || acc.is_nan() { f64::NAN } else { acc.min(x) }),
-        ArithmeticOp::Max => args
-            .iter()
-            .map(|n| to_number(&eval(n, env, data)))
-            .fold(f64::NEG_INFINITY, |acc, x| if x.is_nan() || acc.is_nan() { f64::NAN } else { acc.max(x) }),
+        ArithmeticOp::Min => {
+            args.iter()
+                .map(|n| to_number(&eval(n, env, data)))
+                .fold(f64::INFINITY, |acc, x| {
+                    if x.is_nan() || acc.is_nan() {
+                        f64::NAN
+                    } else {
+                        acc.min(x)
+                    }
+                })
+        }
+        ArithmeticOp::Max => {
+            args.iter()
+                .map(|n| to_number(&eval(n, env, data)))
+                .fold(f64::NEG_INFINITY, |acc, x| {
+                    if x.is_nan() || acc.is_nan() {
+                        f64::NAN
+                    } else {
+                        acc.max(x)
+                    }
+                })
+        }
     }
 }
 
@@ -353,7 +381,11 @@ fn substr<'a>(source: &Val<'a>, start: Option<f64>, length: Option<f64>) -> Val<
         Some(n) if integer(n) < 0.0 => (len + integer(n)).max(from),
         Some(n) => (from + integer(n)).min(len),
     };
-    Val::String(chars[from as usize..end.max(from) as usize].iter().collect())
+    Val::String(
+        chars[from as usize..end.max(from) as usize]
+            .iter()
+            .collect(),
+    )
 }
 
 fn contains(haystack: &Val<'_>, needle: &Val<'_>) -> bool {
@@ -397,10 +429,10 @@ fn iterate<'a>(
 
 /// A `sem_ver` argument as text: strings as they are, numbers as JavaScript
 /// prints them; anything else is not a version.
-fn version_text(value: &Val<'_>) -> Option<String> {
+fn version_text<'v>(value: &'v Val<'_>) -> Option<Cow<'v, str>> {
     match value {
-        Val::Num(n) => Some(format_number(*n)),
-        other => other.as_str().map(str::to_owned),
+        Val::Num(n) => Some(Cow::Owned(format_number(*n))),
+        other => other.as_str().map(Cow::Borrowed),
     }
 }
 

@@ -183,7 +183,14 @@ pub fn string_to_number(text: &str) -> f64 {
                 _ => f64::NAN,
             })
     };
-    for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
+    for (prefix, radix) in [
+        ("0x", 16),
+        ("0X", 16),
+        ("0o", 8),
+        ("0O", 8),
+        ("0b", 2),
+        ("0B", 2),
+    ] {
         if let Some(n) = radix_literal(prefix, radix) {
             return n;
         }
@@ -277,7 +284,7 @@ pub fn format_number(n: f64) -> String {
             out.push_str(&digits[1..]);
         }
         out.push('e');
-        out.push(if point - 1 >= 0 { '+' } else { '-' });
+        out.push(if point > 0 { '+' } else { '-' });
         out.push_str(&(point - 1).abs().to_string());
     }
     out
@@ -306,12 +313,8 @@ fn to_primitive<'v>(value: &'v Val<'_>) -> Primitive<'v> {
 pub fn loose_equals(a: &Val<'_>, b: &Val<'_>) -> bool {
     // Arrays and objects are only equal to themselves in JavaScript; values
     // from JSON never share identity, so two of them are never equal.
-    let is_compound = |v: &Val<'_>| {
-        matches!(
-            v,
-            Val::Arr(_) | Val::List(_) | Val::Obj(_) | Val::Owned(_)
-        )
-    };
+    let is_compound =
+        |v: &Val<'_>| matches!(v, Val::Arr(_) | Val::List(_) | Val::Obj(_) | Val::Owned(_));
     if is_compound(a) && is_compound(b) {
         return false;
     }

@@ -21,7 +21,12 @@ pub struct EvalArgs {
     #[arg(long, env = "ENSIGN_FLAGS", value_name = "FILE")]
     flags: String,
     /// The flag to resolve.
-    #[arg(long, value_name = "KEY", required_unless_present = "cases", conflicts_with = "cases")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        required_unless_present = "cases",
+        conflicts_with = "cases"
+    )]
     flag: Option<String>,
     /// The requested type.
     #[arg(long = "type", value_name = "T", default_value = "object", value_parser = parse_type)]
@@ -60,7 +65,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let options = EvaluationOptions {
         fractional: args.fractional,
     };
-    let snapshot = Snapshot::build(vec![Source::new(args.flags.as_str(), loaded.document)], options);
+    let snapshot = Snapshot::build(
+        vec![Source::new(args.flags.as_str(), loaded.document)],
+        options,
+    );
     match (&args.cases, &args.flag) {
         (Some(cases), _) => run_cases(&snapshot, cases),
         (None, Some(key)) => {
@@ -73,7 +81,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 .as_ref()
                 .map_or(Value::Null, |e| Value::from(e.message.as_str()));
             output["metadata"] = Value::Object(metadata_to_json(resolution.metadata));
-            writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&output)?)?;
+            writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&output)?
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         (None, None) => bail!("give --flag KEY or --cases FILE"),
@@ -148,12 +160,11 @@ fn result_json(resolution: &Resolution<'_, &FlagValue>, requested: RequestedType
 /// The value as the requested type presents it (integers without a fraction).
 fn typed_json(value: &FlagValue, requested: RequestedType) -> Value {
     match (value, requested) {
-        (FlagValue::Number(n), RequestedType::Integer) => n
-            .as_i64()
-            .map_or_else(|| Value::from(n.as_f64().unwrap_or(0.0) as i64), Value::from),
-        (FlagValue::Number(n), RequestedType::Float) => {
-            Value::from(n.as_f64().unwrap_or(f64::NAN))
-        }
+        (FlagValue::Number(n), RequestedType::Integer) => n.as_i64().map_or_else(
+            || Value::from(n.as_f64().unwrap_or(0.0) as i64),
+            Value::from,
+        ),
+        (FlagValue::Number(n), RequestedType::Float) => Value::from(n.as_f64().unwrap_or(f64::NAN)),
         (other, _) => other.to_json(),
     }
 }

@@ -11,7 +11,11 @@ use ensign_engine::document::{self, Format, Limits, Loaded};
 /// Reads and loads the flag document at `path` (YAML by extension, else JSON).
 pub fn load_file(path: &str) -> anyhow::Result<Result<Loaded, document::DocumentError>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    Ok(document::load(&text, Format::from_path(path), &Limits::default()))
+    Ok(document::load(
+        &text,
+        Format::from_path(path),
+        &Limits::default(),
+    ))
 }
 
 /// The current time in unix seconds, for `$flagd.timestamp`.

@@ -31,7 +31,11 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 }
                 let rejected = args.strict && !loaded.warnings.is_empty();
                 failed |= rejected;
-                let verdict = if rejected { "rejected (strict)" } else { "valid" };
+                let verdict = if rejected {
+                    "rejected (strict)"
+                } else {
+                    "valid"
+                };
                 writeln!(
                     out,
                     "{file}: {verdict}: {} flags, {} warnings",
