@@ -28,7 +28,7 @@ pub use document::{DocumentError, FlagDocument, Format, Limits, Loaded, Problem}
 pub use metadata::{Metadata, MetadataValue};
 pub use resolution::{ErrorCode, Reason, Resolution, ResolutionError};
 pub use snapshot::{
-    Context, EvaluationOptions, Flag, FlagState, FractionalGeneration, Selector, SelectorError,
-    Snapshot, Source,
+    Context, EvaluationOptions, Flag, FlagChange, FlagState, FractionalGeneration, Selector,
+    SelectorError, Snapshot, Source,
 };
 pub use value::{FlagValue, RequestedType, ValueType};

@@ -588,3 +588,142 @@ impl Snapshot {
 fn not_found() -> Resolution<'static, &'static FlagValue> {
     Resolution::failed(ErrorCode::FlagNotFound, "flag not found", &NO_METADATA)
 }
+
+/// How a flag changed between two snapshots, as flagd's `configuration_change`
+/// event names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlagChange {
+    /// The key appeared.
+    Write,
+    /// State, variants, default variant, targeting, metadata or source changed.
+    Update,
+    /// The key disappeared.
+    Delete,
+}
+
+impl FlagChange {
+    /// `write`, `update` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagChange::Write => "write",
+            FlagChange::Update => "update",
+            FlagChange::Delete => "delete",
+        }
+    }
+}
+
+impl Snapshot {
+    /// The flags visible through `selector` that differ between `previous` and
+    /// this snapshot, by key (sorted).
+    pub fn changes_since(
+        &self,
+        previous: &Snapshot,
+        selector: Option<&Selector>,
+    ) -> Vec<(String, FlagChange)> {
+        let mut changes = Vec::new();
+        for flag in self.flags(selector) {
+            let key = flag.key();
+            match previous.get_selected(selector, key) {
+                None => changes.push((key.to_owned(), FlagChange::Write)),
+                Some(old) => {
+                    let same_flag = std::ptr::eq(old, flag)
+                        || (old.definition == flag.definition && old.metadata == flag.metadata);
+                    let same_source =
+                        previous.source_of(selector, key) == self.source_of(selector, key);
+                    if !(same_flag && same_source) {
+                        changes.push((key.to_owned(), FlagChange::Update));
+                    }
+                }
+            }
+        }
+        for flag in previous.flags(selector) {
+            if self.get_selected(selector, flag.key()).is_none() {
+                changes.push((flag.key().to_owned(), FlagChange::Delete));
+            }
+        }
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::{self, Limits};
+    use serde_json::json;
+
+    fn source(name: &str, flags: Value) -> Source {
+        let loaded = document::load_value(&flags, &Limits::default()).expect("valid document");
+        Source::new(name, loaded.document)
+    }
+
+    fn flag(default: &str) -> Value {
+        json!({"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": default})
+    }
+
+    #[test]
+    fn later_sources_win_and_selectors_pick() {
+        let snapshot = Snapshot::build(
+            vec![
+                source(
+                    "one",
+                    json!({"flags": {"k": flag("a"), "only-one": flag("a")}}),
+                ),
+                source(
+                    "two",
+                    json!({"flags": {"k": flag("b")}, "metadata": {"flagSetId": "set-2"}}),
+                ),
+            ],
+            EvaluationOptions::default(),
+        );
+        let ctx = Context::new();
+        let resolve = |selector: Option<&Selector>| {
+            snapshot
+                .resolve_selected(selector, "k", RequestedType::String, &ctx, 0)
+                .variant
+                .map(str::to_owned)
+        };
+        assert_eq!(resolve(None).as_deref(), Some("b"));
+        let one = Selector::parse("source=one").expect("selector");
+        assert_eq!(resolve(Some(&one)).as_deref(), Some("a"));
+        let set = Selector::parse("flagSetId=set-2").expect("selector");
+        assert_eq!(resolve(Some(&set)).as_deref(), Some("b"));
+        let null_set = Selector::parse("flagSetId=").expect("selector");
+        assert_eq!(resolve(Some(&null_set)).as_deref(), Some("a"));
+        assert_eq!(
+            snapshot
+                .flags(Some(&set))
+                .map(Flag::key)
+                .collect::<Vec<_>>(),
+            ["k"]
+        );
+        assert!(Selector::parse("owner=me").is_err());
+    }
+
+    #[test]
+    fn changes_name_writes_updates_and_deletes() {
+        let before = Snapshot::build(
+            vec![source(
+                "s",
+                json!({"flags": {"kept": flag("a"), "changed": flag("a"), "gone": flag("a")}}),
+            )],
+            EvaluationOptions::default(),
+        );
+        let after = Snapshot::build(
+            vec![source(
+                "s",
+                json!({"flags": {"kept": flag("a"), "changed": flag("b"), "new": flag("a")}}),
+            )],
+            EvaluationOptions::default(),
+        );
+        assert_eq!(
+            after.changes_since(&before, None),
+            vec![
+                ("changed".to_owned(), FlagChange::Update),
+                ("gone".to_owned(), FlagChange::Delete),
+                ("new".to_owned(), FlagChange::Write),
+            ]
+        );
+        assert!(after.changes_since(&after, None).is_empty());
+    }
+}
