@@ -86,6 +86,50 @@ def operators(node: Any, evaluators: dict, acc: set[str] | None = None, depth: i
     return acc
 
 
+def tk_kind(ctx: dict) -> str:
+    if "targetingKey" not in ctx:
+        return "missing"
+    tk = ctx["targetingKey"]
+    if not isinstance(tk, str):
+        return "nonstring"
+    return "empty" if tk == "" else "string"
+
+
+def has_non_ascii(x: Any) -> bool:
+    if isinstance(x, str):
+        return not x.isascii()
+    if isinstance(x, dict):
+        return any(has_non_ascii(k) or has_non_ascii(v) for k, v in x.items())
+    if isinstance(x, list):
+        return any(has_non_ascii(v) for v in x)
+    return False
+
+
+def value_kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "whole-number" if float(v).is_integer() else "non-whole-number"
+    if isinstance(v, str):
+        return "string"
+    return "object"
+
+
+def variant_type(flag: dict | None) -> str | None:
+    if not flag or not flag.get("variants"):
+        return None
+    v = next(iter(flag["variants"].values()))
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    return "object"
+
+
 # ---------------------------------------------------------------------------
 # known differences
 
@@ -101,9 +145,30 @@ class Known:
       fields           exact set of differing fields
       ensign, ref      outcome strings (see outcome()), e.g. "ERROR/GENERAL"
       ref_note         regex on the reference's error note
-      sibling_agrees   true: Ensign must match the *other* reference on this case
-                       (so Ensign follows one reference where the two disagree)
-      match            "all": every listed condition; (default)
+      other_ref        outcome(s) of the other reference on the same case
+      other_note       regex on the other reference's error note
+      sibling_agrees   true: Ensign (run with the other reference's generation)
+                       matches the *other* reference on this case, i.e. Ensign
+                       follows one reference where the two disagree
+      tk_kind          kind(s) of the context's targetingKey: "string", "empty",
+                       "missing", "nonstring"
+      non_ascii        true: some string in the context is not ASCII
+      variant_type     the flag's variant type(s): "boolean", "string",
+                       "number", "object"
+      explained_by     (python side) the mismatch disappears when the Python
+                       reference runs with one of these explanation patches
+                       (python_patches.py), or "combined" (only with all)
+      other_explained_by
+                       (node side) the same case's Python mismatch is explained
+                       by one of these patches
+      sibling_explained
+                       true: Ensign matches the other reference, or the other
+                       reference's mismatch on this case is explained by a patch
+      refs_agree       the two references give the same result on this case
+      ref_value, ensign_value
+                       kind(s) of the value printed: "null", "boolean",
+                       "string", "object", "whole-number", "non-whole-number"
+    Every listed condition must hold.
     """
 
     def __init__(self, d: dict):
@@ -140,7 +205,29 @@ class Known:
             return False
         if "ref_note" in d and not re.search(d["ref_note"], m["ref_result"].get("_note", "") or ""):
             return False
-        if d.get("sibling_agrees") is True and not m["sibling_agrees"]:
+        if not self._in("other_ref", m["other_outcome"]):
+            return False
+        if "other_note" in d and not re.search(d["other_note"], m["other_result"].get("_note", "") or ""):
+            return False
+        if "sibling_agrees" in d and d["sibling_agrees"] != m["sibling_agrees"]:
+            return False
+        if not self._in("tk_kind", m["tk_kind"]):
+            return False
+        if "non_ascii" in d and d["non_ascii"] != m["non_ascii"]:
+            return False
+        if not self._in("variant_type", m["variant_type"]):
+            return False
+        if "explained_by" in d and not (set(d["explained_by"]) & set(m.get("explained_by", []))):
+            return False
+        if "other_explained_by" in d and not (set(d["other_explained_by"]) & set(m.get("other_explained_by", []))):
+            return False
+        if "sibling_explained" in d and d["sibling_explained"] != (m["sibling_agrees"] or bool(m.get("other_explained_by"))):
+            return False
+        if "refs_agree" in d and d["refs_agree"] != m["refs_agree"]:
+            return False
+        if not self._in("ref_value", value_kind(m["ref_result"].get("value"))):
+            return False
+        if not self._in("ensign_value", value_kind(m["ensign_result"].get("value"))):
             return False
         return True
 
@@ -229,6 +316,20 @@ def main() -> int:
             timings[f"ensign-{gen}"] = run(
                 [a.ensign, "eval", "--flags", flags_path, "--cases", cases_path, "--fractional", gen], out)
             results[f"ensign-{gen}"] = read_jsonl(out)
+    patch_names: list[str] = []
+    if not a.no_ensign:
+        import python_patches
+
+        patch_names = list(python_patches.PATCHES)
+        t0 = time.monotonic()
+        for name in patch_names + ["*"]:
+            # "*": every patch that describes a reference behaviour; not the ones
+            # that describe an Ensign deviation (python_patches.ENSIGN_DEVIATIONS)
+            arg = ",".join(p for p in patch_names if p not in python_patches.ENSIGN_DEVIATIONS) if name == "*" else name
+            out = os.path.join(a.out, f"python-patched-{name if name != '*' else 'all'}.jsonl")
+            run([sys.executable, os.path.join(HERE, "oracle_python.py"), "--patch", arg, flags_path, cases_path], out)
+            results[f"py:{name}"] = read_jsonl(out)
+        timings["python-patched"] = time.monotonic() - t0
     for name, rows in results.items():
         if len(rows) != len(cases):
             sys.stderr.write(f"compare: {name} printed {len(rows)} lines for {len(cases)} cases\n")
@@ -240,10 +341,14 @@ def main() -> int:
     def describe(i: int) -> dict:
         c = cases[i]
         key = c["flag"]
+        ctx = c.get("context") or {}
         return {
             "family": families.get(key, "no-such-flag"),
             "ops": flag_ops.get(key, set()),
             "type": c["type"],
+            "tk_kind": tk_kind(ctx),
+            "non_ascii": has_non_ascii(ctx),
+            "variant_type": variant_type(doc["flags"].get(key)),
         }
 
     report: list[str] = []
@@ -255,6 +360,15 @@ def main() -> int:
     else:
         pairs = [("node", "ensign-v2"), ("python", "ensign-v3")]
     known = load_known(a.known)
+
+    def explained(i: int) -> list[str]:
+        """Patches that make the Python reference agree with Ensign-v3 on case i."""
+        if not patch_names or not differing(results["ensign-v3"][i], results["python"][i]):
+            return []
+        got = [p for p in patch_names if not differing(results["ensign-v3"][i], results[f"py:{p}"][i])]
+        if not got and not differing(results["ensign-v3"][i], results["py:*"][i]):
+            got = ["combined"]
+        return got
 
     all_mismatches: dict[str, list[dict]] = {}
     for ref, ens in pairs:
@@ -271,8 +385,14 @@ def main() -> int:
                 "i": i, "ref": ref, "fields": fields,
                 "ensign_result": e, "ref_result": r, "other_result": results[other][i],
                 "ensign_outcome": outcome(e), "ref_outcome": outcome(r),
+                "other_outcome": outcome(results[other][i]),
                 "sibling_agrees": not differing(results[other_ens][i], results[other][i]),
+                "refs_agree": not differing(results["node"][i], results["python"][i]),
             })
+            if ref == "python":
+                m["explained_by"] = explained(i)
+            else:
+                m["other_explained_by"] = explained(i)
             m["known"] = next((k for k in known if k.matches(m)), None)
             if m["known"]:
                 m["known"].hits += 1
@@ -283,6 +403,16 @@ def main() -> int:
                         "known": len(mism) - unexpected, "unexpected": unexpected}
         if unexpected:
             exit_code = 1
+
+    # every mismatch, one JSON object a line, for digging
+    with open(os.path.join(a.out, "mismatches.jsonl"), "w", encoding="utf-8") as f:
+        for ref, _ in pairs:
+            for m in all_mismatches[ref]:
+                rec = {k: v for k, v in m.items() if k not in ("known", "ops")}
+                rec["ops"] = sorted(m["ops"])
+                rec["known"] = m["known"].id if m["known"] else None
+                rec["flag"] = cases[m["i"]]["flag"]
+                f.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
 
     # --- report --------------------------------------------------------------
     report.append("# Ensign differential test report\n")
@@ -332,8 +462,10 @@ def main() -> int:
             if ms[0]["known"]:
                 title += f" (ADR 0006 {ms[0]['known'].adr})"
             report.append(title)
+            expl = collections.Counter(p for m in ms for p in (m.get("explained_by") or m.get("other_explained_by") or ["-"]))
             report.append(f"operators involved: {', '.join(f'{o}×{n}' for o, n in ops.most_common(12))}; "
-                          f"Ensign agrees with the other reference in {sum(m['sibling_agrees'] for m in ms)}/{len(ms)}\n")
+                          f"Ensign agrees with the other reference in {sum(m['sibling_agrees'] for m in ms)}/{len(ms)}; "
+                          f"explained by Python patches: {', '.join(f'{p}×{n}' for p, n in expl.most_common())}\n")
             for m in ms[: a.examples]:
                 report.extend(example_lines(m))
             report.append("")

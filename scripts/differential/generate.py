@@ -119,7 +119,7 @@ class Gen:
         if tk != "__missing__":
             c["targetingKey"] = tk
 
-        def put(key, gen, p_missing=0.15, p_null=0.02):
+        def put(key, gen, p_missing=0.15, p_null=0.04):
             x = self.r.random()
             if x < p_missing:
                 return
@@ -495,6 +495,13 @@ def build_flag(g: Gen, family: str) -> tuple[dict, str]:
         # comparisons return booleans: flagd looks up "true"/"false"
         names = ["true", "false"]
         targeting = g.any_cond(("ref",))
+    elif family == "broken":
+        # loads (ADR 0004: a warning), answers PARSE_ERROR on every evaluation
+        targeting = g.pick([
+            {"if": [{"$ref": "no_such_evaluator"}, g.pick(names), g.pick(names)]},
+            {"if": [{"no_such_operator": [{"var": "tier"}]}, g.pick(names), g.pick(names)]},
+            {"if": [g.any_cond(("ref",)), {"no_such_operator": []}, g.pick(names)]},
+        ])
     elif family == "shape_direct":
         # results that are not strings: arrays, objects, integral floats, numbers
         names = ["beta", "1", "2", "1.5", "true", "false", "Berlin"]
@@ -563,8 +570,10 @@ def build_fractional(g: Gen, family: str, names: list[str]) -> dict:
         bucket = g.pick([
             {"var": "email"},
             {"var": "targetingKey"},
-            {"cat": [{"var": "$flagd.flagKey"}, {"var": "user.name"}]},
-            {"cat": ["shared-seed", {"var": "user.id"}]},
+            # defaults keep `cat` away from null (its null handling is tested
+            # by the cat families; here the hash input is under test)
+            {"cat": [{"var": "$flagd.flagKey"}, {"var": ["user.name", "anon"]}]},
+            {"cat": ["shared-seed", {"var": ["user.id", "anon"]}]},
             {"var": "user.id"},        # string or integer
             {"var": "age"},            # numbers: v3 hashes them, v2 does not accept them
             {"var": "beta"},           # booleans
@@ -586,7 +595,7 @@ FAMILY_WEIGHTS = {
     "eq": 8, "not": 4, "cmp": 8, "arith": 6, "minmax": 4, "in": 6, "merge": 3, "substr": 4, "cat": 4,
     "missing": 5, "var": 6, "listop": 5, "mapfilter": 5, "sem_ver": 8, "str_op": 6, "flagkey": 3,
     "ref": 5, "logic": 6,
-    "var_direct": 4, "cat_direct": 3, "substr_direct": 3, "arith_direct": 5, "bool_direct": 6, "shape_direct": 3,
+    "var_direct": 4, "cat_direct": 3, "substr_direct": 3, "arith_direct": 5, "bool_direct": 6, "shape_direct": 3, "broken": 2,
     "fractional": 8, "fractional_bucket": 8, "fractional_nested": 4,
 }
 

@@ -2,7 +2,11 @@
 """Reference oracle: evaluates every case with PyPI openfeature-flagd-core
 (fractional v3) and prints one normalized result line per case.
 
-usage: .venv/bin/python oracle_python.py FLAGS.json CASES.jsonl > OUT.jsonl
+usage: .venv/bin/python oracle_python.py [--patch NAME,...] FLAGS.json CASES.jsonl > OUT.jsonl
+
+--patch applies explanation patches (python_patches.py): one documented
+behaviour of the reference replaced by JavaScript / flagd Go semantics. Only
+compare.py's attribution of mismatches uses them.
 
 Output line: {"value","variant","reason","errorCode"} with null where absent;
 value/variant are null on ERROR, DISABLED and "code default" (no variant).
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 
 from openfeature.contrib.tools.flagd.core import FlagdCore
@@ -87,16 +92,26 @@ def normalize(r) -> dict:
 
 
 def main() -> int:
-    if len(sys.argv) != 3:
-        print("usage: oracle_python.py FLAGS.json CASES.jsonl", file=sys.stderr)
+    args = sys.argv[1:]
+    patches: list[str] = []
+    if len(args) >= 2 and args[0] == "--patch":
+        patches = [p for p in args[1].split(",") if p]
+        args = args[2:]
+    if len(args) != 2:
+        print("usage: oracle_python.py [--patch NAME,...] FLAGS.json CASES.jsonl", file=sys.stderr)
         return 2
+    if patches:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import python_patches
+
+        python_patches.apply(patches)
     logging.disable(logging.CRITICAL)
     sys.setrecursionlimit(10000)
     core = FlagdCore()
-    with open(sys.argv[1], encoding="utf-8") as f:
+    with open(args[0], encoding="utf-8") as f:
         core.set_flags(f.read())
     out = []
-    with open(sys.argv[2], encoding="utf-8") as f:
+    with open(args[1], encoding="utf-8") as f:
         for line in f:
             if not line.strip():
                 continue

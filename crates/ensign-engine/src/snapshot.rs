@@ -232,7 +232,9 @@ impl Flag {
             Val::String(s) => self.variant_index(&s),
             Val::Bool(true) => self.variant_index("true"),
             Val::Bool(false) => self.variant_index("false"),
-            other => self.variant_index(&logic::val::to_js_string(&other)),
+            Val::Num(n) => self.variant_index(&logic::val::format_number(n)),
+            // flagd: an array or object result names no variant.
+            other => Err(logic::val::to_js_string(&other)),
         };
         match name {
             Ok(index) => {

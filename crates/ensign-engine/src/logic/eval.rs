@@ -67,12 +67,11 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
                     lookup(&path, env, data)
                 }
             };
+            // A null value takes the default too, as flagd and both reference
+            // evaluators do (json-logic-js alone returns the null).
             match found {
-                Some(value) => value,
-                None => var
-                    .default
-                    .as_ref()
-                    .map_or(Val::Null, |d| eval(d, env, data)),
+                Some(value) if !value.is_null() => value,
+                _ => var.default.as_ref().map_or(Val::Null, |d| eval(d, env, data)),
             }
         }
         Node::Missing(args) => missing(args, env, data),
