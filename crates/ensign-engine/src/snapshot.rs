@@ -649,6 +649,7 @@ impl Snapshot {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::document::{self, Limits};

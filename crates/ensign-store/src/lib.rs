@@ -178,6 +178,7 @@ impl Store {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ensign_engine::document::{Limits, load_value};

@@ -19,6 +19,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve flags over the flagd evaluation API, with health and metrics.
+    Serve(Box<commands::serve::ServeArgs>),
     /// Check flag documents; list every problem with its JSON Pointer.
     Validate(commands::validate::ValidateArgs),
     /// Evaluate flags from a document, once or for a batch of cases.
@@ -28,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
     };

@@ -71,7 +71,10 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
             // evaluators do (json-logic-js alone returns the null).
             match found {
                 Some(value) if !value.is_null() => value,
-                _ => var.default.as_ref().map_or(Val::Null, |d| eval(d, env, data)),
+                _ => var
+                    .default
+                    .as_ref()
+                    .map_or(Val::Null, |d| eval(d, env, data)),
             }
         }
         Node::Missing(args) => missing(args, env, data),

@@ -79,7 +79,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             output["errorMessage"] = resolution
                 .error
                 .as_ref()
-                .map_or(Value::Null, |e| Value::from(e.message.as_str()));
+                .map_or(Value::Null, |e| Value::from(e.message.as_ref()));
             output["metadata"] = Value::Object(metadata_to_json(resolution.metadata));
             writeln!(
                 std::io::stdout(),

@@ -1,0 +1,120 @@
+//! The `EventStream` RPC's events, independent of the transport:
+//! `provider_ready` on connect, `configuration_change` with the changed keys,
+//! `keep_alive` after 20 s of silence, `provider_shutdown` when the server stops.
+
+use std::sync::Arc;
+
+use ensign_engine::{Selector, Snapshot};
+use ensign_metrics::StreamLabels;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::FlagdState;
+use crate::status::{ApiError, Code};
+
+/// One event of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `provider_ready`, `configuration_change`, `keep_alive` or `provider_shutdown`.
+    pub kind: &'static str,
+    /// The event data (empty except for `configuration_change`).
+    pub data: Map<String, Value>,
+}
+
+impl Event {
+    fn empty(kind: &'static str) -> Self {
+        Event {
+            kind,
+            data: Map::new(),
+        }
+    }
+}
+
+/// Keeps the open-streams gauge right however the stream ends.
+struct OpenStream(Arc<ensign_metrics::Metrics>);
+
+impl OpenStream {
+    fn new(metrics: Arc<ensign_metrics::Metrics>) -> Self {
+        metrics.open_streams.get_or_create(&labels()).inc();
+        OpenStream(metrics)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.get_or_create(&labels()).dec();
+    }
+}
+
+fn labels() -> StreamLabels {
+    StreamLabels {
+        kind: "event_stream".to_owned(),
+    }
+}
+
+/// Starts an event stream for `selector`; it ends when the receiver is dropped,
+/// at the server's stream deadline (with `DEADLINE_EXCEEDED`) or at shutdown
+/// (after `provider_shutdown`).
+pub fn subscribe(
+    state: &FlagdState,
+    selector: Option<Selector>,
+) -> mpsc::Receiver<Result<Event, ApiError>> {
+    let (sender, receiver) = mpsc::channel(16);
+    let store = Arc::clone(&state.store);
+    let config = Arc::clone(&state.config);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let _open = OpenStream::new(Arc::clone(store.metrics()));
+        let mut updates = store.subscribe();
+        let mut seen: Arc<Snapshot> = Arc::clone(&updates.borrow_and_update().snapshot);
+        if sender
+            .send(Ok(Event::empty("provider_ready")))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let deadline = config.stream_deadline.map(|d| Instant::now() + d);
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = sender.send(Ok(Event::empty("provider_shutdown"))).await;
+                    return;
+                }
+                () = async { sleep_until(deadline.unwrap_or_else(Instant::now)).await }, if deadline.is_some() => {
+                    let _ = sender
+                        .send(Err(ApiError::new(Code::DeadlineExceeded, "stream deadline reached")))
+                        .await;
+                    return;
+                }
+                () = sender.closed() => return,
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let current = Arc::clone(&updates.borrow_and_update().snapshot);
+                    let changes = current.changes_since(&seen, selector.as_ref());
+                    seen = current;
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    let flags = changes
+                        .into_iter()
+                        .map(|(key, change)| {
+                            (key, serde_json::json!({ "type": change.as_str() }))
+                        })
+                        .collect();
+                    let mut data = Map::new();
+                    data.insert("flags".to_owned(), Value::Object(flags));
+                    Event { kind: "configuration_change", data }
+                }
+                () = sleep(config.keep_alive) => Event::empty("keep_alive"),
+            };
+            if sender.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}

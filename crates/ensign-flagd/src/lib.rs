@@ -1,0 +1,203 @@
+//! The flagd evaluation API: `flagd.evaluation.v1.Service`,
+//! `flagd.evaluation.v2.Service` and `schema.v1.Service`, every RPC, over gRPC,
+//! gRPC-Web and Connect, on one port.
+//!
+//! Requests are routed by content type: `application/grpc*` (gRPC and gRPC-Web)
+//! go to the tonic services, everything else to the Connect handler. Both
+//! answer from [`outcome`], so the transports cannot drift apart.
+
+pub mod connect;
+pub mod context;
+pub mod events;
+pub mod grpc;
+pub mod outcome;
+pub mod status;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use ensign_metrics::RequestLabels;
+use ensign_proto::{evaluation_v1, evaluation_v2, schema_v1};
+use ensign_store::Store;
+use http::{HeaderValue, Request, Response};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+pub use context::ContextRules;
+
+/// Settings of the evaluation API.
+#[derive(Debug, Clone)]
+pub struct FlagdConfig {
+    /// Static and header-mapped context.
+    pub context: ContextRules,
+    /// The largest request body accepted, in bytes.
+    pub max_request_body: usize,
+    /// End event streams after this long (`None`: never), as `--stream-deadline`.
+    pub stream_deadline: Option<Duration>,
+    /// Silence after which an event stream sends `keep_alive`.
+    pub keep_alive: Duration,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for FlagdConfig {
+    fn default() -> Self {
+        FlagdConfig {
+            context: ContextRules::default(),
+            max_request_body: 1_000_000,
+            stream_deadline: None,
+            keep_alive: Duration::from_secs(20),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// What every handler of the evaluation API shares.
+#[derive(Debug, Clone)]
+pub struct FlagdState {
+    /// The flags.
+    pub store: Arc<Store>,
+    /// The settings.
+    pub config: Arc<FlagdConfig>,
+    /// Cancelled when the server shuts down; streams end on it.
+    pub shutdown: CancellationToken,
+}
+
+/// The routes of one port: gRPC and gRPC-Web to tonic, the rest to Connect.
+pub fn service(
+    state: FlagdState,
+) -> impl tower::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<Body>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    let limit = state.config.max_request_body;
+    let grpc = tonic::service::Routes::new(
+        evaluation_v1::service_server::ServiceServer::new(grpc::EvaluationV1(state.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        evaluation_v2::service_server::ServiceServer::new(grpc::EvaluationV2(state.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .add_service(
+        schema_v1::service_server::ServiceServer::new(grpc::SchemaV1(state.clone()))
+            .max_decoding_message_size(limit),
+    )
+    .into_axum_router()
+    .layer(tonic_web::GrpcWebLayer::new());
+    let connect = Router::new()
+        .route("/{service}/{method}", post(connect::handle))
+        .with_state(state.clone());
+    let cors = cors(&state.config.cors_origins);
+    let metrics = Arc::clone(state.store.metrics());
+    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let protocol = protocol(&request);
+        let labels = request_labels(request.uri().path(), protocol);
+        let route = if protocol.starts_with("grpc") {
+            grpc.clone()
+        } else {
+            connect.clone()
+        };
+        let cors = cors.clone();
+        let metrics = Arc::clone(&metrics);
+        async move {
+            let started = Instant::now();
+            let request = request.map(Body::new);
+            let response = match cors {
+                Some(cors) => {
+                    tower::ServiceBuilder::new()
+                        .layer(cors)
+                        .service(route)
+                        .oneshot(request)
+                        .await
+                }
+                None => route.oneshot(request).await,
+            };
+            metrics
+                .request_duration
+                .get_or_create(&labels)
+                .observe(started.elapsed().as_secs_f64());
+            response
+        }
+    })
+}
+
+fn protocol<B>(request: &Request<B>) -> &'static str {
+    let content_type = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/grpc-web") {
+        "grpc-web"
+    } else if content_type.starts_with("application/grpc") {
+        "grpc"
+    } else {
+        "connect"
+    }
+}
+
+/// Labels from the path, limited to the known services and methods so that
+/// arbitrary paths cannot grow the label set.
+fn request_labels(path: &str, protocol: &str) -> RequestLabels {
+    const METHODS: [&str; 7] = [
+        "ResolveAll",
+        "ResolveBoolean",
+        "ResolveString",
+        "ResolveFloat",
+        "ResolveInt",
+        "ResolveObject",
+        "EventStream",
+    ];
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts
+        .next()
+        .and_then(outcome::ApiVersion::from_service_name)
+        .map_or("unknown", outcome::ApiVersion::service_name);
+    let method = parts
+        .next()
+        .and_then(|m| METHODS.iter().find(|known| **known == m))
+        .copied()
+        .unwrap_or("unknown");
+    RequestLabels {
+        service: service.to_owned(),
+        method: method.to_owned(),
+        protocol: protocol.to_owned(),
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+    ]
+    .map(http::HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+            .allow_headers(Any)
+            .expose_headers(exposed)
+            .max_age(Duration::from_secs(7200)),
+    )
+}

@@ -1,0 +1,18 @@
+//! Flag sources: where the flags the store serves come from.
+//!
+//! A source is configured by a `--uri` value, parsed into a [`SourceSpec`]
+//! (see [`spec`] for how sources are named). Each source owns one slot of the
+//! [`Store`](ensign_store::Store), created with the names of all sources in
+//! priority order, and replaces its document there whenever it changes.
+//!
+//! Only file sources exist so far ([`run_file_source`]); other flagd URI
+//! schemes parse to a "not supported yet" error.
+//!
+//! Sources run until a [`CancellationToken`](tokio_util::sync::CancellationToken)
+//! is cancelled, so one token can stop every task of the server.
+
+pub mod file;
+pub mod spec;
+
+pub use file::run_file_source;
+pub use spec::{SourceKind, SourceSpec, SourceSpecError, UnsupportedKind};

@@ -1,0 +1,305 @@
+//! `ensign serve`: the flagd-compatible server. Flags come from `--uri`
+//! sources; the evaluation API listens on `--port`, health, readiness and
+//! metrics on `--management-port`.
+//!
+//! Shutdown on SIGTERM or SIGINT: readiness fails first, then the listeners
+//! close, event streams get `provider_shutdown`, and in-flight requests have
+//! `--drain-timeout` to finish; the exit code is 0.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use ensign_engine::{EvaluationOptions, FractionalGeneration};
+use ensign_flagd::{ContextRules, FlagdConfig, FlagdState};
+use ensign_management::ManagementState;
+use ensign_metrics::Metrics;
+use ensign_sources::SourceSpec;
+use ensign_store::Store;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Options of `ensign serve` (flagd's spellings where flagd has the option).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port of the evaluation API (gRPC, gRPC-Web, Connect).
+    #[arg(short = 'p', long, env = "ENSIGN_PORT", default_value_t = 8013)]
+    port: u16,
+    /// Port of /healthz, /readyz, /metrics and gRPC health.
+    #[arg(
+        short = 'm',
+        long,
+        env = "ENSIGN_MANAGEMENT_PORT",
+        default_value_t = 8014
+    )]
+    management_port: u16,
+    /// Address to bind.
+    #[arg(long, env = "ENSIGN_BIND", default_value = "0.0.0.0")]
+    bind: std::net::IpAddr,
+    /// A flag source, `file:PATH` (JSON or YAML); repeat for more, later ones win.
+    #[arg(short = 'f', long = "uri", env = "ENSIGN_URI", value_delimiter = ',')]
+    uris: Vec<String>,
+    /// Static context `key=value` added to every evaluation.
+    #[arg(
+        short = 'X',
+        long = "context-value",
+        env = "ENSIGN_CONTEXT_VALUE",
+        value_delimiter = ','
+    )]
+    context_values: Vec<String>,
+    /// A request header to copy into the context, `Header=key`.
+    #[arg(
+        short = 'H',
+        long = "context-from-header",
+        env = "ENSIGN_CONTEXT_FROM_HEADER",
+        value_delimiter = ','
+    )]
+    context_from_headers: Vec<String>,
+    /// Origins browsers may call from (CORS); `*` for any.
+    #[arg(
+        short = 'C',
+        long = "cors-origin",
+        env = "ENSIGN_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// The largest request body, in bytes.
+    #[arg(
+        short = 'B',
+        long,
+        env = "ENSIGN_MAX_REQUEST_BODY",
+        default_value_t = 1_000_000
+    )]
+    max_request_body: usize,
+    /// End event streams after this long (`0`: never), e.g. `10m`.
+    #[arg(long, env = "ENSIGN_STREAM_DEADLINE", default_value = "0", value_parser = parse_duration)]
+    stream_deadline: Duration,
+    /// TLS certificate (PEM) of the evaluation port.
+    #[arg(
+        short = 'c',
+        long,
+        env = "ENSIGN_SERVER_CERT_PATH",
+        requires = "server_key_path"
+    )]
+    server_cert_path: Option<PathBuf>,
+    /// TLS private key (PEM) of the evaluation port.
+    #[arg(
+        short = 'k',
+        long,
+        env = "ENSIGN_SERVER_KEY_PATH",
+        requires = "server_cert_path"
+    )]
+    server_key_path: Option<PathBuf>,
+    /// The `fractional` bucketing generation.
+    #[arg(long, env = "ENSIGN_FRACTIONAL", default_value = "v3", value_parser = parse_generation)]
+    fractional: FractionalGeneration,
+    /// How long in-flight requests may take to finish at shutdown.
+    #[arg(long, env = "ENSIGN_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// Log format: `console` or `json`.
+    #[arg(short = 'z', long, env = "ENSIGN_LOG_FORMAT", default_value = "console", value_parser = ["console", "json"])]
+    log_format: String,
+}
+
+fn parse_generation(text: &str) -> Result<FractionalGeneration, String> {
+    FractionalGeneration::parse(text).ok_or_else(|| "expected v2 or v3".to_owned())
+}
+
+/// A Go-style duration: `0`, `250ms`, `30s`, `10m`, `1h30m`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration \"{text}\": expected e.g. 30s, 10m, 1h"))?;
+        let unit_length = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_length);
+        total += match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number * 60),
+            "h" => Duration::from_secs(number * 3600),
+            _ => {
+                return Err(format!(
+                    "invalid duration unit \"{unit}\" in \"{text}\": use ms, s, m or h"
+                ));
+            }
+        };
+        rest = tail;
+    }
+    Ok(total)
+}
+
+fn parse_context(args: &ServeArgs) -> anyhow::Result<ContextRules> {
+    let mut rules = ContextRules::default();
+    for pair in &args.context_values {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--context-value \"{pair}\": expected key=value");
+        };
+        rules
+            .static_values
+            .insert(key.to_owned(), Value::from(value));
+    }
+    for pair in &args.context_from_headers {
+        let Some((header, key)) = pair.split_once('=') else {
+            bail!("--context-from-header \"{pair}\": expected Header=key");
+        };
+        let header = http::HeaderName::try_from(header.to_ascii_lowercase())
+            .with_context(|| format!("--context-from-header: \"{header}\" is not a header name"))?;
+        rules.from_headers.push((header, key.to_owned()));
+    }
+    Ok(rules)
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENSIGN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Runs the command.
+pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the {what} port {address}"))
+}
+
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let specs = args
+        .uris
+        .iter()
+        .map(|uri| {
+            uri.parse::<SourceSpec>()
+                .with_context(|| format!("--uri {uri}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let config = FlagdConfig {
+        context: parse_context(args)?,
+        max_request_body: args.max_request_body,
+        stream_deadline: (!args.stream_deadline.is_zero()).then_some(args.stream_deadline),
+        cors_origins: args.cors_origins.clone(),
+        ..FlagdConfig::default()
+    };
+    let tls = match (&args.server_cert_path, &args.server_key_path) {
+        (Some(cert), Some(key)) => Some(ensign_http::tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let evaluation_listener = bind((args.bind, args.port).into(), "evaluation").await?;
+    let management_listener = bind((args.bind, args.management_port).into(), "management").await?;
+
+    let metrics = Arc::new(Metrics::new());
+    let options = EvaluationOptions {
+        fractional: args.fractional,
+    };
+    let store = Arc::new(Store::new(
+        specs.iter().map(|spec| spec.name().to_owned()),
+        options,
+        metrics,
+    ));
+    if specs.is_empty() {
+        tracing::warn!("no flag sources given (--uri file:flags.json); serving no flags");
+    }
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for spec in specs {
+        tasks.spawn(ensign_sources::run_file_source(
+            spec,
+            Arc::clone(&store),
+            shutdown.clone(),
+        ));
+    }
+    let management = ManagementState::new(Arc::clone(&store));
+    {
+        let (management, shutdown) = (management.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            if let Err(error) =
+                ensign_management::serve(management_listener, management, shutdown).await
+            {
+                tracing::error!(%error, "management port failed");
+            }
+        });
+    }
+    let state = FlagdState {
+        store: Arc::clone(&store),
+        config: Arc::new(config),
+        shutdown: shutdown.clone(),
+    };
+    tasks.spawn(ensign_http::serve(
+        evaluation_listener,
+        tls,
+        ensign_flagd::service(state),
+        ensign_http::Http2Settings::default(),
+        shutdown.clone(),
+        args.drain_timeout,
+    ));
+    tracing::info!(
+        port = args.port,
+        management_port = args.management_port,
+        fractional = ?args.fractional,
+        "ensign serving"
+    );
+
+    wait_for_signal().await?;
+    tracing::info!("shutting down: readiness off, draining");
+    management.start_draining();
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_flagd() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

@@ -1,0 +1,56 @@
+# Shared by the e2e scripts: build Ensign once and run it in the background on
+# free loopback ports. Source this file, then:
+#
+#   ensign_build                      # cargo build -p ensign (debug unless ENSIGN_PROFILE=release)
+#   ensign_start FLAGS_FILE [ARGS...] # starts `ensign serve`, waits for /readyz
+#   ...  $ENSIGN_PORT $ENSIGN_MANAGEMENT_PORT $ENSIGN_SYNC_PORT $ENSIGN_OFREP_PORT $ENSIGN_LOG
+#   ensign_stop                       # SIGTERM, waits for exit (also runs on EXIT)
+#
+# Nothing listens beyond 127.0.0.1.
+
+ENSIGN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ENSIGN_PROFILE="${ENSIGN_PROFILE:-debug}"
+ENSIGN_BIN="$ENSIGN_ROOT/target/$ENSIGN_PROFILE/ensign"
+ENSIGN_PID=""
+
+ensign_build() {
+  local flag=""
+  [[ "$ENSIGN_PROFILE" == "release" ]] && flag="--release"
+  (cd "$ENSIGN_ROOT" && cargo build --quiet $flag -p ensign)
+}
+
+ensign_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+ensign_start() {
+  local flags="$1"; shift
+  ENSIGN_PORT="$(ensign_free_port)"
+  ENSIGN_MANAGEMENT_PORT="$(ensign_free_port)"
+  ENSIGN_SYNC_PORT="$(ensign_free_port)"
+  ENSIGN_OFREP_PORT="$(ensign_free_port)"
+  ENSIGN_LOG="$(mktemp -t ensign-log.XXXXXX)"
+  export ENSIGN_PORT ENSIGN_MANAGEMENT_PORT ENSIGN_SYNC_PORT ENSIGN_OFREP_PORT ENSIGN_LOG
+  "$ENSIGN_BIN" serve --bind 127.0.0.1 --uri "file:$flags" \
+    --port "$ENSIGN_PORT" --management-port "$ENSIGN_MANAGEMENT_PORT" "$@" >"$ENSIGN_LOG" 2>&1 &
+  ENSIGN_PID=$!
+  trap ensign_stop EXIT
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$ENSIGN_MANAGEMENT_PORT/readyz" >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! kill -0 "$ENSIGN_PID" 2>/dev/null; then
+      echo "ensign exited during start-up:" >&2; cat "$ENSIGN_LOG" >&2; return 1
+    fi
+    sleep 0.1
+  done
+  echo "ensign did not become ready in 10 s:" >&2; cat "$ENSIGN_LOG" >&2; return 1
+}
+
+ensign_stop() {
+  if [[ -n "$ENSIGN_PID" ]] && kill -0 "$ENSIGN_PID" 2>/dev/null; then
+    kill -TERM "$ENSIGN_PID"
+    wait "$ENSIGN_PID" 2>/dev/null || true
+  fi
+  ENSIGN_PID=""
+}
