@@ -353,33 +353,8 @@ fn all_proto(
     flags: Vec<FlagOutcome>,
     reflected: Map<String, Value>,
 ) -> Vec<u8> {
-    // Encode through the JSON shape's semantics with the v1 message; schema.v1
-    // has the same field numbers without the metadata fields, so leave them out.
-    let with_metadata = version == ApiVersion::V1;
-    let message = v1::ResolveAllResponse {
-        flags: flags
-            .into_iter()
-            .map(|flag| {
-                let any = v1::AnyFlag {
-                    reason: flag.reason.to_owned(),
-                    variant: flag.variant,
-                    value: flag.value.map(|value| match value {
-                        TypedValue::Bool(b) => v1::any_flag::Value::BoolValue(b),
-                        TypedValue::String(s) => v1::any_flag::Value::StringValue(s),
-                        TypedValue::Float(f) => v1::any_flag::Value::DoubleValue(f),
-                        TypedValue::Int(i) => v1::any_flag::Value::DoubleValue(i as f64),
-                        TypedValue::Object(o) => {
-                            v1::any_flag::Value::ObjectValue(crate::context::json_to_struct(&o))
-                        }
-                    }),
-                    metadata: with_metadata.then(|| crate::context::json_to_struct(&flag.metadata)),
-                };
-                (flag.key, any)
-            })
-            .collect(),
-        metadata: with_metadata.then(|| crate::context::json_to_struct(&reflected)),
-    };
-    message.encode_to_vec()
+    // schema.v1's message has the same field numbers as evaluation.v1's, minus metadata.
+    crate::grpc::resolve_all_response(flags, &reflected, version == ApiVersion::V1).encode_to_vec()
 }
 
 /// A Connect envelope: flags byte, big-endian length, message.

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use ensign_engine::RequestedType;
 use ensign_proto::{evaluation_v1 as v1, evaluation_v2 as v2, schema_v1};
 use futures_util::{Stream, StreamExt};
+use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
@@ -159,61 +160,41 @@ optional_response! {
 /// `EventStream`, plus the service-specific items given (`ResolveAll`).
 macro_rules! evaluation_service {
     ($service:ident, $module:ident, $version:expr, { $($extra:item)* }) => {
+        evaluation_service!(@impl $service, $module, $version, { $($extra)* },
+            resolve_boolean ResolveBooleanRequest ResolveBooleanResponse Boolean,
+            resolve_string ResolveStringRequest ResolveStringResponse String,
+            resolve_float ResolveFloatRequest ResolveFloatResponse Float,
+            resolve_int ResolveIntRequest ResolveIntResponse Integer,
+            resolve_object ResolveObjectRequest ResolveObjectResponse Object
+        );
+    };
+    (@impl $service:ident, $module:ident, $version:expr, { $($extra:item)* },
+        $($method:ident $request:ident $response:ident $requested:ident),*) => {
         #[tonic::async_trait]
         impl $module::service_server::Service for $service {
-        $($extra)*
+            $($extra)*
 
-        async fn resolve_boolean(
-            &self,
-            request: Request<$module::ResolveBooleanRequest>,
-        ) -> Result<Response<$module::ResolveBooleanResponse>, Status> {
-            let (metadata, _, body) = request.into_parts();
-            unary(&self.0, $version, RequestedType::Boolean, &metadata, &body.flag_key, body.context)
-        }
+            $(
+                async fn $method(
+                    &self,
+                    request: Request<$module::$request>,
+                ) -> Result<Response<$module::$response>, Status> {
+                    let (metadata, _, body) = request.into_parts();
+                    unary(&self.0, $version, RequestedType::$requested, &metadata, &body.flag_key, body.context)
+                }
+            )*
 
-        async fn resolve_string(
-            &self,
-            request: Request<$module::ResolveStringRequest>,
-        ) -> Result<Response<$module::ResolveStringResponse>, Status> {
-            let (metadata, _, body) = request.into_parts();
-            unary(&self.0, $version, RequestedType::String, &metadata, &body.flag_key, body.context)
-        }
+            type EventStreamStream = EventStream<$module::EventStreamResponse>;
 
-        async fn resolve_float(
-            &self,
-            request: Request<$module::ResolveFloatRequest>,
-        ) -> Result<Response<$module::ResolveFloatResponse>, Status> {
-            let (metadata, _, body) = request.into_parts();
-            unary(&self.0, $version, RequestedType::Float, &metadata, &body.flag_key, body.context)
-        }
-
-        async fn resolve_int(
-            &self,
-            request: Request<$module::ResolveIntRequest>,
-        ) -> Result<Response<$module::ResolveIntResponse>, Status> {
-            let (metadata, _, body) = request.into_parts();
-            unary(&self.0, $version, RequestedType::Integer, &metadata, &body.flag_key, body.context)
-        }
-
-        async fn resolve_object(
-            &self,
-            request: Request<$module::ResolveObjectRequest>,
-        ) -> Result<Response<$module::ResolveObjectResponse>, Status> {
-            let (metadata, _, body) = request.into_parts();
-            unary(&self.0, $version, RequestedType::Object, &metadata, &body.flag_key, body.context)
-        }
-
-        type EventStreamStream = EventStream<$module::EventStreamResponse>;
-
-        async fn event_stream(
-            &self,
-            request: Request<$module::EventStreamRequest>,
-        ) -> Result<Response<Self::EventStreamStream>, Status> {
-            event_stream(&self.0, request.metadata(), |event| $module::EventStreamResponse {
-                r#type: event.kind.to_owned(),
-                data: Some(json_to_struct(&event.data)),
-            })
-        }
+            async fn event_stream(
+                &self,
+                request: Request<$module::EventStreamRequest>,
+            ) -> Result<Response<Self::EventStreamStream>, Status> {
+                event_stream(&self.0, request.metadata(), |event| $module::EventStreamResponse {
+                    r#type: event.kind.to_owned(),
+                    data: Some(json_to_struct(&event.data)),
+                })
+            }
         }
     };
 }
@@ -235,6 +216,37 @@ fn resolve_all(
     Ok(outcome::resolve_all(state, &context, selector.as_ref()))
 }
 
+/// A ResolveAll answer as evaluation.v1 shapes it; `with_metadata` false gives
+/// schema.v1's shape (the same field numbers without the metadata fields).
+pub fn resolve_all_response(
+    flags: Vec<FlagOutcome>,
+    reflected: &serde_json::Map<String, serde_json::Value>,
+    with_metadata: bool,
+) -> v1::ResolveAllResponse {
+    use v1::any_flag::Value as AnyValue;
+    v1::ResolveAllResponse {
+        flags: flags
+            .into_iter()
+            .map(|flag| {
+                let any = v1::AnyFlag {
+                    reason: flag.reason.to_owned(),
+                    variant: flag.variant,
+                    value: flag.value.map(|value| match value {
+                        TypedValue::Bool(b) => AnyValue::BoolValue(b),
+                        TypedValue::String(s) => AnyValue::StringValue(s),
+                        TypedValue::Float(f) => AnyValue::DoubleValue(f),
+                        TypedValue::Int(i) => AnyValue::DoubleValue(i as f64),
+                        TypedValue::Object(o) => AnyValue::ObjectValue(json_to_struct(&o)),
+                    }),
+                    metadata: with_metadata.then(|| json_to_struct(&flag.metadata)),
+                };
+                (flag.key, any)
+            })
+            .collect(),
+        metadata: with_metadata.then(|| json_to_struct(reflected)),
+    }
+}
+
 /// `flagd.evaluation.v1.Service`.
 #[derive(Debug, Clone)]
 pub struct EvaluationV1(pub FlagdState);
@@ -246,29 +258,7 @@ evaluation_service!(EvaluationV1, v1, ApiVersion::V1, {
     ) -> Result<Response<v1::ResolveAllResponse>, Status> {
         let (metadata, _, body) = request.into_parts();
         let (flags, reflected) = resolve_all(&self.0, &metadata, body.context)?;
-        Ok(Response::new(v1::ResolveAllResponse {
-            flags: flags
-                .into_iter()
-                .map(|flag| {
-                    let any = v1::AnyFlag {
-                        reason: flag.reason.to_owned(),
-                        variant: flag.variant,
-                        value: flag.value.map(|value| match value {
-                            TypedValue::Bool(b) => v1::any_flag::Value::BoolValue(b),
-                            TypedValue::String(s) => v1::any_flag::Value::StringValue(s),
-                            TypedValue::Float(f) => v1::any_flag::Value::DoubleValue(f),
-                            TypedValue::Int(i) => v1::any_flag::Value::DoubleValue(i as f64),
-                            TypedValue::Object(o) => {
-                                v1::any_flag::Value::ObjectValue(json_to_struct(&o))
-                            }
-                        }),
-                        metadata: Some(json_to_struct(&flag.metadata)),
-                    };
-                    (flag.key, any)
-                })
-                .collect(),
-            metadata: Some(json_to_struct(&reflected)),
-        }))
+        Ok(Response::new(resolve_all_response(flags, &reflected, true)))
     }
 });
 
@@ -288,27 +278,11 @@ evaluation_service!(SchemaV1, schema_v1, ApiVersion::SchemaV1, {
         request: Request<schema_v1::ResolveAllRequest>,
     ) -> Result<Response<schema_v1::ResolveAllResponse>, Status> {
         let (metadata, _, body) = request.into_parts();
-        let (flags, _) = resolve_all(&self.0, &metadata, body.context)?;
-        Ok(Response::new(schema_v1::ResolveAllResponse {
-            flags: flags
-                .into_iter()
-                .map(|flag| {
-                    let any = schema_v1::AnyFlag {
-                        reason: flag.reason.to_owned(),
-                        variant: flag.variant,
-                        value: flag.value.map(|value| match value {
-                            TypedValue::Bool(b) => schema_v1::any_flag::Value::BoolValue(b),
-                            TypedValue::String(s) => schema_v1::any_flag::Value::StringValue(s),
-                            TypedValue::Float(f) => schema_v1::any_flag::Value::DoubleValue(f),
-                            TypedValue::Int(i) => schema_v1::any_flag::Value::DoubleValue(i as f64),
-                            TypedValue::Object(o) => {
-                                schema_v1::any_flag::Value::ObjectValue(json_to_struct(&o))
-                            }
-                        }),
-                    };
-                    (flag.key, any)
-                })
-                .collect(),
-        }))
+        let (flags, reflected) = resolve_all(&self.0, &metadata, body.context)?;
+        // schema.v1's message is evaluation.v1's without metadata: convert on the wire.
+        let v1_shaped = resolve_all_response(flags, &reflected, false).encode_to_vec();
+        schema_v1::ResolveAllResponse::decode(v1_shaped.as_slice())
+            .map(Response::new)
+            .map_err(|e| Status::internal(e.to_string()))
     }
 });

@@ -35,9 +35,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ensign_store::Store;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -171,51 +168,30 @@ pub async fn serve(
     let grpc = tonic::service::Routes::new(health_service)
         .prepare()
         .into_axum_router();
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+    let service = tower::service_fn(move |request: Request<Incoming>| {
         let routes = if is_grpc(&request) { &grpc } else { &http };
-        routes.clone().oneshot(request)
+        routes.clone().oneshot(request.map(axum::body::Body::new))
     });
 
     tracing::info!(%local_addr, "management port listening");
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "management port: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "management port: cannot set TCP_NODELAY");
-        }
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service.clone())
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "management port: connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    state.start_draining();
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            timeout = ?DRAIN_TIMEOUT,
-            "management port: connections still open after the drain timeout; closing"
-        );
-    }
+    let draining = state.clone();
+    let stop_accepting = CancellationToken::new();
+    let stopped = stop_accepting.clone();
+    let shutdown_watch = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_watch.cancelled().await;
+        draining.start_draining();
+        stopped.cancel();
+    });
+    ensign_http::serve(
+        listener,
+        None,
+        service,
+        ensign_http::Http2Settings::default(),
+        stop_accepting,
+        DRAIN_TIMEOUT,
+    )
+    .await;
     if let Err(error) = health_task.await {
         tracing::warn!(%error, "management port: health tracking task failed");
     }
