@@ -20,10 +20,10 @@ use serde_json::{Map, Value, json};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::FlagdState;
-use crate::context::struct_to_json;
 use crate::events::Event;
 use crate::outcome::{self, ApiVersion, FlagOutcome, Outcome, TypedValue};
 use crate::status::{ApiError, Code};
+use ensign_proto::convert::struct_to_json;
 
 /// The message codec a request asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,7 +385,7 @@ fn event_message(codec: Codec, event: Event) -> Bytes {
             // EventStreamResponse is wire-identical across the three services.
             let message = v1::EventStreamResponse {
                 r#type: event.kind.to_owned(),
-                data: Some(crate::context::json_to_struct(&event.data)),
+                data: Some(ensign_proto::convert::json_to_struct(&event.data)),
             };
             envelope(0, &message.encode_to_vec())
         }

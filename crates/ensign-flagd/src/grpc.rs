@@ -12,9 +12,9 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::FlagdState;
-use crate::context::{json_to_struct, struct_to_json};
 use crate::events;
 use crate::outcome::{self, ApiVersion, FlagOutcome, Outcome, TypedValue};
+use ensign_proto::convert::{json_to_struct, struct_to_json};
 
 /// A server stream of events in a service's message type.
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

@@ -7,7 +7,6 @@
 //! answer from [`outcome`], so the transports cannot drift apart.
 
 pub mod connect;
-pub mod context;
 pub mod events;
 pub mod grpc;
 pub mod outcome;
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-pub use context::ContextRules;
+pub use ensign_context::ContextRules;
 
 /// Settings of the evaluation API.
 #[derive(Debug, Clone)]

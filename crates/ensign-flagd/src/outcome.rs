@@ -2,8 +2,6 @@
 //! selector, context assembly, resolution, metrics, and the differences between
 //! evaluation.v1, evaluation.v2 and schema.v1 (wire contract §1.6).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use ensign_engine::{FlagValue, Reason, RequestedType, Resolution, Selector, ValueType};
 use serde_json::{Map, Value};
 
@@ -111,19 +109,8 @@ pub struct FlagOutcome {
 
 /// A request's selector from the `Flagd-Selector` header.
 pub fn parse_selector(header: Option<&str>) -> Result<Option<Selector>, ApiError> {
-    match header.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(text) => Selector::parse(text)
-            .map(Some)
-            .map_err(|e| ApiError::new(Code::InvalidArgument, e.to_string())),
-    }
-}
-
-/// The current time in unix seconds, for `$flagd.timestamp`.
-pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    ensign_context::parse_selector(header)
+        .map_err(|e| ApiError::new(Code::InvalidArgument, e.to_string()))
 }
 
 fn reflected(selector: Option<&Selector>) -> Map<String, Value> {
@@ -155,7 +142,8 @@ pub fn resolve(
     selector: Option<&Selector>,
 ) -> Result<Outcome, ApiError> {
     let snapshot = state.store.snapshot();
-    let resolution = snapshot.resolve_selected(selector, key, requested, context, now());
+    let resolution =
+        snapshot.resolve_selected(selector, key, requested, context, ensign_context::now());
     let exists = resolution.error_code() != Some(ensign_engine::ErrorCode::FlagNotFound);
     count(state, exists.then_some(key), &resolution);
     if let Some(error) = &resolution.error {
@@ -205,7 +193,7 @@ pub fn resolve_all(
 ) -> (Vec<FlagOutcome>, Map<String, Value>) {
     let snapshot = state.store.snapshot();
     let mut flags = Vec::new();
-    for (flag, resolution) in snapshot.resolve_all(selector, context, now()) {
+    for (flag, resolution) in snapshot.resolve_all(selector, context, ensign_context::now()) {
         count(state, Some(flag.key()), &resolution);
         if resolution.error.is_some()
             || (resolution.value.is_none() && resolution.reason != Reason::Disabled)

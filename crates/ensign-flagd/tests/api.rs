@@ -145,7 +145,7 @@ fn context(value: Value) -> Option<prost_types::Struct> {
     let Value::Object(map) = value else {
         unreachable!()
     };
-    Some(ensign_flagd::context::json_to_struct(&map))
+    Some(ensign_proto::convert::json_to_struct(&map))
 }
 
 #[tokio::test]
@@ -165,7 +165,7 @@ async fn grpc_v1_serves_typed_values_and_maps_errors() {
         (banner.reason.as_str(), banner.variant.as_str()),
         ("STATIC", "on")
     );
-    let metadata = ensign_flagd::context::struct_to_json(banner.metadata.unwrap());
+    let metadata = ensign_proto::convert::struct_to_json(banner.metadata.unwrap());
     assert_eq!(
         Value::Object(metadata),
         json!({"flagSetId": "web", "team": "checkout"})
@@ -209,7 +209,7 @@ async fn grpc_v1_serves_typed_values_and_maps_errors() {
         .await
         .unwrap()
         .into_inner();
-    let theme = ensign_flagd::context::struct_to_json(theme.value.unwrap());
+    let theme = ensign_proto::convert::struct_to_json(theme.value.unwrap());
     assert_eq!(Value::Object(theme), json!({"bg": "#000"}));
 
     // Disabled: success, zero value, empty variant (evaluation.v1).
@@ -326,7 +326,7 @@ async fn schema_v1_resolve_all_and_selectors() {
         .metadata_mut()
         .insert("flagd-selector", "source=flags.json".parse().unwrap());
     let answer = v1.resolve_boolean(request).await.unwrap().into_inner();
-    let metadata = ensign_flagd::context::struct_to_json(answer.metadata.unwrap());
+    let metadata = ensign_proto::convert::struct_to_json(answer.metadata.unwrap());
     assert_eq!(
         metadata.get("source"),
         Some(&json!("flags.json")),
@@ -643,7 +643,7 @@ async fn event_streams_announce_changes_and_shutdown() {
         .unwrap()
         .unwrap();
     assert_eq!(change.r#type, "configuration_change");
-    let data = ensign_flagd::context::struct_to_json(change.data.unwrap());
+    let data = ensign_proto::convert::struct_to_json(change.data.unwrap());
     assert_eq!(
         Value::Object(data),
         json!({"flags": {"banner": {"type": "update"}}})

@@ -4,24 +4,28 @@
 //!
 //! Only the server crates use these types; the engine never sees them.
 
-#![allow(missing_docs, clippy::all)]
+pub mod convert;
 
 /// `flagd.evaluation.v1`: the evaluation service most SDKs call.
+#[allow(missing_docs, clippy::all)]
 pub mod evaluation_v1 {
     tonic::include_proto!("flagd.evaluation.v1");
 }
 
 /// `flagd.evaluation.v2`: optional value and variant, no ResolveAll.
+#[allow(missing_docs, clippy::all)]
 pub mod evaluation_v2 {
     tonic::include_proto!("flagd.evaluation.v2");
 }
 
 /// `schema.v1`: the deprecated evaluation service older SDKs call.
+#[allow(missing_docs, clippy::all)]
 pub mod schema_v1 {
     tonic::include_proto!("schema.v1");
 }
 
 /// `flagd.sync.v1`: the sync service of in-process providers.
+#[allow(missing_docs, clippy::all)]
 pub mod sync_v1 {
     tonic::include_proto!("flagd.sync.v1");
 }

@@ -1,37 +1,7 @@
-//! Evaluation contexts: protobuf `Struct` ↔ JSON, and the assembly flagd does
-//! before every evaluation (request context, then header-mapped values, then
-//! the server's static context, each overriding the one before).
+//! `google.protobuf.Struct` ↔ JSON objects, for contexts, metadata and object values.
 
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
-
-/// How the server adds to every request's context (`-X` and `-H` options).
-#[derive(Debug, Clone, Default)]
-pub struct ContextRules {
-    /// `--context-value key=value`: added to every context, overriding the request.
-    pub static_values: Map<String, Value>,
-    /// `--context-from-header Header=key`: a request header's value under `key`.
-    pub from_headers: Vec<(http::HeaderName, String)>,
-}
-
-impl ContextRules {
-    /// The context to evaluate with: `request`, then headers, then static values.
-    pub fn assemble<'h>(
-        &self,
-        mut request: Map<String, Value>,
-        header: impl Fn(&http::HeaderName) -> Option<&'h str>,
-    ) -> Map<String, Value> {
-        for (name, key) in &self.from_headers {
-            if let Some(value) = header(name) {
-                request.insert(key.clone(), Value::from(value));
-            }
-        }
-        for (key, value) in &self.static_values {
-            request.insert(key.clone(), value.clone());
-        }
-        request
-    }
-}
 
 /// A protobuf `Struct` as a JSON object.
 pub fn struct_to_json(value: prost_types::Struct) -> Map<String, Value> {
@@ -93,22 +63,6 @@ mod tests {
         assert_eq!(
             Value::Object(struct_to_json(json_to_struct(&map))),
             original
-        );
-    }
-
-    #[test]
-    fn static_values_override_headers_which_override_the_request() {
-        let rules = ContextRules {
-            static_values: [("env".to_owned(), json!("prod"))].into_iter().collect(),
-            from_headers: vec![(http::HeaderName::from_static("x-user"), "user".to_owned())],
-        };
-        let Value::Object(request) = json!({"env": "dev", "user": "mallory", "plan": "pro"}) else {
-            unreachable!()
-        };
-        let context = rules.assemble(request, |name| (name == "x-user").then_some("alice"));
-        assert_eq!(
-            Value::Object(context),
-            json!({"env": "prod", "user": "alice", "plan": "pro"})
         );
     }
 }
