@@ -181,8 +181,46 @@ fn parse(text: &str, format: Format, limits: &Limits) -> Result<Value, String> {
     }
     match format {
         Format::Json => serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}")),
-        Format::Yaml => serde_norway::from_str(text).map_err(|e| format!("invalid YAML: {e}")),
+        Format::Yaml => {
+            // The YAML parser's cost grows with the square of flow nesting
+            // before its own depth limit applies: refuse deep nesting first.
+            if flow_depth(text) > limits.max_depth {
+                return Err(format!(
+                    "the document nests deeper than {} levels",
+                    limits.max_depth
+                ));
+            }
+            serde_norway::from_str(text).map_err(|e| format!("invalid YAML: {e}"))
+        }
     }
+}
+
+/// The deepest nesting of YAML flow collections (`[`, `{`) outside quoted
+/// scalars and comments, in one pass. An overestimate is harmless: documents
+/// that deep are refused anyway.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = ' ';
+    for c in text.chars() {
+        match (quote, c) {
+            _ if comment => comment = c != '\n',
+            (Some('"'), '"') if previous != '\\' => quote = None,
+            (Some('\''), '\'') => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    deepest
 }
 
 /// Nesting depth without recursion, so no input can exhaust the stack.
@@ -601,5 +639,31 @@ fn inline_references(rule: &Value, evaluators: &Map<String, Value>) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_flow_depth_ignores_quotes_and_comments() {
+        assert_eq!(flow_depth("a: [1, {b: [2]}]"), 3);
+        assert_eq!(flow_depth("a: \"[[[[\" # {{{{\nb: '[['"), 0);
+        assert_eq!(flow_depth("a: \"x\\\"[\" "), 0);
+    }
+
+    #[test]
+    fn deep_yaml_is_refused_before_parsing() {
+        let deep = "{\"a\":".repeat(200_000);
+        let started = std::time::Instant::now();
+        let error = load(&deep, Format::Yaml, &Limits::default()).unwrap_err();
+        assert!(
+            error.problems[0].message.contains("deeper than 64"),
+            "{error}"
+        );
+        // Linear: a quadratic parser would take minutes here.
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

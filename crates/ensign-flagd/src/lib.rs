@@ -22,10 +22,9 @@ use axum::routing::post;
 use ensign_metrics::RequestLabels;
 use ensign_proto::{evaluation_v1, evaluation_v2, schema_v1};
 use ensign_store::Store;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use ensign_context::ContextRules;
 
@@ -96,7 +95,7 @@ pub fn service(
     let connect = Router::new()
         .route("/{service}/{method}", post(connect::handle))
         .with_state(state.clone());
-    let cors = cors(&state.config.cors_origins);
+    let cors = ensign_http::cors(&state.config.cors_origins);
     let metrics = Arc::clone(state.store.metrics());
     tower::service_fn(move |request: Request<hyper::body::Incoming>| {
         let protocol = protocol(&request);
@@ -172,31 +171,4 @@ fn request_labels(path: &str, protocol: &str) -> RequestLabels {
         method: method.to_owned(),
         protocol: protocol.to_owned(),
     }
-}
-
-fn cors(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    let exposed = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        "connect-content-encoding",
-        "connect-accept-encoding",
-    ]
-    .map(http::HeaderName::from_static);
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
-            .allow_headers(Any)
-            .expose_headers(exposed)
-            .max_age(Duration::from_secs(7200)),
-    )
 }

@@ -21,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
@@ -147,4 +148,37 @@ pub async fn serve<S, B>(
     {
         tracing::warn!(addr = ?local, ?drain, "drain timeout reached; closing remaining connections");
     }
+}
+
+/// CORS for browser clients of `origins` (`*`: any), or none when empty:
+/// any request header, the gRPC and Connect status headers exposed.
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| http::HeaderValue::from_str(o).ok()),
+        )
+    };
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+    ]
+    .map(http::HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
+            .allow_headers(Any)
+            .expose_headers(exposed)
+            .max_age(Duration::from_secs(7200)),
+    )
 }

@@ -1,5 +1,6 @@
 //! `google.protobuf.Struct` ↔ JSON objects, for contexts, metadata and object values.
 
+pub use prost_types::Struct;
 use prost_types::value::Kind;
 use serde_json::{Map, Number, Value};
 

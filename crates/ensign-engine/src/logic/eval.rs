@@ -16,6 +16,14 @@ use crate::FractionalGeneration;
 use crate::fractional;
 use crate::semver;
 
+/// The longest string `cat` builds, in bytes. Rules that double a string in a
+/// `reduce` would otherwise grow it exponentially; past this bound `cat`
+/// yields null.
+const MAX_BUILT_STRING: usize = 1 << 20;
+
+/// The longest array `merge` builds, for the same reason.
+const MAX_BUILT_LIST: usize = 1 << 16;
+
 /// What a rule is evaluated against: the context, and flagd's `$flagd` values.
 #[derive(Debug, Clone, Copy)]
 pub struct Env<'a> {
@@ -144,6 +152,9 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
                         None => out.push_str(&to_js_string(&v)),
                     }
                 }
+                if out.len() > MAX_BUILT_STRING {
+                    return Val::Null;
+                }
             }
             Val::String(out)
         }
@@ -165,6 +176,9 @@ fn eval<'a>(node: &'a Node, env: &Env<'a>, data: Data<'a, '_>) -> Val<'a> {
                     out.extend(v.into_items());
                 } else {
                     out.push(v);
+                }
+                if out.len() > MAX_BUILT_LIST {
+                    return Val::Null;
                 }
             }
             Val::List(out)
@@ -451,5 +465,43 @@ fn string_test<'a>(
     match (subject.as_str(), affix.as_str()) {
         (Some(s), Some(a)) => Val::Bool(test(s, a)),
         _ => Val::Null,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::logic::compile;
+    use serde_json::json;
+
+    fn run(rule: Value) -> Value {
+        let (node, problems) = compile(&rule, &Map::new());
+        assert!(problems.is_empty(), "{problems:?}");
+        let context = Map::new();
+        let env = Env {
+            context: &context,
+            flag_key: "f",
+            now: 0,
+            generation: FractionalGeneration::V3,
+        };
+        evaluate(&node, &env).to_json()
+    }
+
+    #[test]
+    fn doubling_rules_stop_at_the_size_bounds() {
+        let ones: Vec<u8> = vec![1; 40];
+        let doubling_list = json!({"reduce": [ones, {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
+        // 2^40 elements without the bound; with it, the work stays bounded.
+        let list = run(doubling_list);
+        assert!(
+            list.as_array().is_some_and(|l| l.len() <= MAX_BUILT_LIST),
+            "{list}"
+        );
+        let doubling_text = json!({"reduce": [ones, {"cat": [{"var": "accumulator"}, {"var": "accumulator"}]}, "ab"]});
+        let text = run(doubling_text);
+        assert!(text.as_str().is_some_and(|t| t.len() <= MAX_BUILT_STRING));
+        let small = json!({"reduce": [[1, 1], {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
+        assert_eq!(run(small), json!([1, 1, 1, 1]));
     }
 }

@@ -217,27 +217,38 @@ pub fn string_to_number(text: &str) -> f64 {
 
 /// JavaScript `String(value)`.
 pub fn to_js_string(value: &Val<'_>) -> String {
+    js_string_within(value, MAX_JOIN_DEPTH)
+}
+
+/// Arrays nested deeper than this print as empty strings: contexts built by
+/// callers that skip the parsers' depth limits cannot exhaust the stack.
+const MAX_JOIN_DEPTH: usize = 64;
+
+fn js_string_within(value: &Val<'_>, depth: usize) -> String {
+    if depth == 0 {
+        return String::new();
+    }
     match value {
         Val::Null => "null".to_owned(),
         Val::Bool(b) => b.to_string(),
         Val::Num(n) => format_number(*n),
         Val::Str(s) => (*s).to_owned(),
         Val::String(s) => s.clone(),
-        Val::Arr(items) => join_js(items.iter().map(Val::from_json)),
-        Val::List(items) => join_js(items.iter().cloned()),
+        Val::Arr(items) => join_js(items.iter().map(Val::from_json), depth - 1),
+        Val::List(items) => join_js(items.iter().cloned(), depth - 1),
         Val::Obj(_) | Val::Owned(_) => "[object Object]".to_owned(),
     }
 }
 
 /// `Array.prototype.join(",")`: null elements become empty strings.
-fn join_js<'a>(items: impl Iterator<Item = Val<'a>>) -> String {
+fn join_js<'a>(items: impl Iterator<Item = Val<'a>>, depth: usize) -> String {
     let mut out = String::new();
     for (i, item) in items.enumerate() {
         if i > 0 {
             out.push(',');
         }
         if !item.is_null() {
-            out.push_str(&to_js_string(&item));
+            out.push_str(&js_string_within(&item, depth));
         }
     }
     out

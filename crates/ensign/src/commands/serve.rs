@@ -38,6 +38,23 @@ pub struct ServeArgs {
         default_value_t = 8014
     )]
     management_port: u16,
+    /// Port of the flagd sync service for in-process providers.
+    #[arg(short = 'g', long, env = "ENSIGN_SYNC_PORT", default_value_t = 8015)]
+    sync_port: u16,
+    /// Port of OFREP (OpenFeature Remote Evaluation Protocol).
+    #[arg(short = 'r', long, env = "ENSIGN_OFREP_PORT", default_value_t = 8016)]
+    ofrep_port: u16,
+    /// Tokens OFREP clients must present (`Authorization: Bearer` or `X-API-Key`).
+    #[arg(
+        long = "ofrep-auth-token",
+        env = "ENSIGN_OFREP_AUTH_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    ofrep_tokens: Vec<String>,
+    /// Answer the deprecated sync `GetMetadata` with UNIMPLEMENTED.
+    #[arg(long, env = "ENSIGN_DISABLE_SYNC_METADATA")]
+    disable_sync_metadata: bool,
     /// Address to bind.
     #[arg(long, env = "ENSIGN_BIND", default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
@@ -217,6 +234,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let evaluation_listener = bind((args.bind, args.port).into(), "evaluation").await?;
     let management_listener = bind((args.bind, args.management_port).into(), "management").await?;
+    let sync_listener = bind((args.bind, args.sync_port).into(), "sync").await?;
+    let ofrep_listener = bind((args.bind, args.ofrep_port).into(), "OFREP").await?;
 
     let metrics = Arc::new(Metrics::new());
     let options = EvaluationOptions {
@@ -250,6 +269,25 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let sync = ensign_sync::SyncService::new(
+        Arc::clone(&store),
+        ensign_sync::SyncConfig {
+            static_context: config.context.static_values.clone(),
+            disable_metadata: args.disable_sync_metadata,
+        },
+        shutdown.clone(),
+    );
+    let ofrep = ensign_ofrep::OfrepState {
+        store: Arc::clone(&store),
+        config: Arc::new(ensign_ofrep::OfrepConfig {
+            context: config.context.clone(),
+            max_request_body: args.max_request_body,
+            tokens: args.ofrep_tokens.clone(),
+            cors_origins: args.cors_origins.clone(),
+            ..ensign_ofrep::OfrepConfig::default()
+        }),
+        shutdown: shutdown.clone(),
+    };
     let state = FlagdState {
         store: Arc::clone(&store),
         config: Arc::new(config),
@@ -257,8 +295,29 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     };
     tasks.spawn(ensign_http::serve(
         evaluation_listener,
-        tls,
+        tls.clone(),
         ensign_flagd::service(state),
+        ensign_http::Http2Settings::default(),
+        shutdown.clone(),
+        args.drain_timeout,
+    ));
+    tasks.spawn(ensign_http::serve(
+        sync_listener,
+        tls.clone(),
+        sync.into_router(args.max_request_body),
+        ensign_http::Http2Settings {
+            // Pings from the server find dead clients of long-lived streams;
+            // clients' own pings are never answered with GOAWAY.
+            keep_alive_interval: Some(Duration::from_secs(30)),
+            ..ensign_http::Http2Settings::default()
+        },
+        shutdown.clone(),
+        args.drain_timeout,
+    ));
+    tasks.spawn(ensign_http::serve(
+        ofrep_listener,
+        tls,
+        ensign_ofrep::router(ofrep),
         ensign_http::Http2Settings::default(),
         shutdown.clone(),
         args.drain_timeout,
@@ -266,6 +325,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(
         port = args.port,
         management_port = args.management_port,
+        sync_port = args.sync_port,
+        ofrep_port = args.ofrep_port,
         fractional = ?args.fractional,
         "ensign serving"
     );

@@ -1,0 +1,358 @@
+//! OFREP, the OpenFeature Remote Evaluation Protocol (service/openapi.yaml
+//! 0.3.0), on its own port:
+//!
+//! - `POST /ofrep/v1/evaluate/flags/{key}`: one flag; 200 with value, variant,
+//!   reason and metadata (no value: "use the code default"), 404 for an unknown
+//!   flag, 400 for bad contexts and evaluation errors;
+//! - `POST /ofrep/v1/evaluate/flags`: every flag, with an `ETag` that changes
+//!   derived from the context and the evaluated answer (so it covers the
+//!   selected configuration, the context and time-based rules); `If-None-Match`
+//!   answers 304; `eventStreams` advertises the SSE endpoint;
+//! - `GET /ofrep/v1/events`: server-sent `refetchEvaluation` events after every
+//!   change of the selected flags.
+//!
+//! `Flagd-Selector` selects as on the other ports (a `selector` query
+//! parameter does on the event stream, where browsers cannot set headers).
+//! Optional bearer or `X-API-Key` tokens guard evaluation.
+
+mod events;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ensign_context::ContextRules;
+use ensign_engine::{ErrorCode, Flag, FlagValue, Reason, Resolution, Selector};
+use ensign_store::Store;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the OFREP port.
+#[derive(Debug, Clone)]
+pub struct OfrepConfig {
+    /// Static and header-mapped context.
+    pub context: ContextRules,
+    /// The largest request body, in bytes.
+    pub max_request_body: usize,
+    /// Tokens accepted as `Authorization: Bearer` or `X-API-Key`; empty: no auth.
+    pub tokens: Vec<String>,
+    /// Origins allowed by CORS; `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// A comment line is sent on idle event streams this often.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for OfrepConfig {
+    fn default() -> Self {
+        OfrepConfig {
+            context: ContextRules::default(),
+            max_request_body: 1_000_000,
+            tokens: Vec::new(),
+            cors_origins: Vec::new(),
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What the OFREP handlers share.
+#[derive(Debug, Clone)]
+pub struct OfrepState {
+    /// The flags.
+    pub store: Arc<Store>,
+    /// The settings.
+    pub config: Arc<OfrepConfig>,
+    /// Cancelled at shutdown; event streams end on it.
+    pub shutdown: CancellationToken,
+}
+
+/// The OFREP routes, with auth and CORS as configured.
+pub fn router(state: OfrepState) -> Router {
+    let evaluation = Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/", post(evaluate_all))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ));
+    let router = evaluation
+        .route("/ofrep/v1/events", get(events::subscribe))
+        .with_state(state.clone());
+    match ensign_http::cors(&state.config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// An OFREP error answer.
+struct Failure {
+    status: StatusCode,
+    key: Option<String>,
+    code: &'static str,
+    details: String,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut body = Map::new();
+        if let Some(key) = self.key {
+            body.insert("key".to_owned(), Value::from(key));
+        }
+        body.insert("errorCode".to_owned(), Value::from(self.code));
+        body.insert("errorDetails".to_owned(), Value::from(self.details));
+        (self.status, axum::Json(Value::Object(body))).into_response()
+    }
+}
+
+/// Compares secrets without an early exit that would time the match.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn authorize(State(state): State<OfrepState>, request: Request, next: Next) -> Response {
+    let tokens = &state.config.tokens;
+    if tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match presented {
+        Some(token) if tokens.iter().any(|t| same_secret(t, token.trim())) => {
+            next.run(request).await
+        }
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(json!({"errorDetails": "a valid bearer token or X-API-Key is required"})),
+        )
+            .into_response(),
+    }
+}
+
+/// The request's context and selector, or the failure to answer with.
+async fn read_request(
+    state: &OfrepState,
+    headers: &HeaderMap,
+    body: Body,
+    key: Option<&str>,
+) -> Result<(Map<String, Value>, Option<Selector>), Failure> {
+    let failure = |status, code, details: String| Failure {
+        status,
+        key: key.map(str::to_owned),
+        code,
+        details,
+    };
+    let limit = state.config.max_request_body;
+    let body = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Err(failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "GENERAL",
+                format!("the request body is over {limit} bytes"),
+            ));
+        }
+    };
+    let context = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        let invalid =
+            |details: String| failure(StatusCode::BAD_REQUEST, "INVALID_CONTEXT", details);
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(mut request)) => match request.remove("context") {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(context)) => context,
+                Some(_) => return Err(invalid("\"context\" must be an object".to_owned())),
+            },
+            Ok(_) => return Err(invalid("the body must be a JSON object".to_owned())),
+            Err(error) => return Err(invalid(format!("the body is not valid JSON: {error}"))),
+        }
+    };
+    let selector = ensign_context::parse_selector(
+        headers
+            .get(ensign_context::SELECTOR_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .map_err(|e| failure(StatusCode::BAD_REQUEST, "GENERAL", e.to_string()))?;
+    let context = state.config.context.assemble(context, |name| {
+        headers.get(name).and_then(|v| v.to_str().ok())
+    });
+    Ok((context, selector))
+}
+
+fn reflected(selector: Option<&Selector>) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    if let Some(selector) = selector {
+        let (key, value) = selector.reflection();
+        metadata.insert(key.to_owned(), Value::from(value));
+    }
+    metadata
+}
+
+/// A success or failure item for `flag`'s resolution.
+fn item(key: &str, resolution: &Resolution<'_, &FlagValue>) -> Result<Value, Failure> {
+    let metadata = Value::Object(ensign_engine::metadata::metadata_to_json(
+        resolution.metadata,
+    ));
+    if let Some(error) = &resolution.error {
+        let status = match error.code {
+            ErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let code = match error.code {
+            ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+            ErrorCode::ParseError => "PARSE_ERROR",
+            ErrorCode::InvalidContext => "INVALID_CONTEXT",
+            ErrorCode::TypeMismatch | ErrorCode::General => "GENERAL",
+        };
+        return Err(Failure {
+            status,
+            key: Some(key.to_owned()),
+            code,
+            details: error.message.to_string(),
+        });
+    }
+    let mut body = Map::new();
+    body.insert("key".to_owned(), Value::from(key));
+    body.insert("reason".to_owned(), Value::from(resolution.reason.as_str()));
+    if let Some(variant) = resolution.variant {
+        body.insert("variant".to_owned(), Value::from(variant));
+    }
+    if let Some(value) = resolution.value {
+        body.insert("value".to_owned(), value.to_json());
+    }
+    body.insert("metadata".to_owned(), metadata);
+    Ok(Value::Object(body))
+}
+
+fn count(state: &OfrepState, flag: Option<&Flag>, resolution: &Resolution<'_, &FlagValue>) {
+    state.store.metrics().count_evaluation(
+        flag.map(Flag::key),
+        resolution.variant,
+        resolution.reason.as_str(),
+    );
+}
+
+async fn evaluate_flag(
+    State(state): State<OfrepState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (context, selector) = match read_request(&state, &headers, body, Some(&key)).await {
+        Ok(request) => request,
+        Err(failure) => return failure.into_response(),
+    };
+    let snapshot = state.store.snapshot();
+    let flag = snapshot.get_selected(selector.as_ref(), &key);
+    let resolution = match flag {
+        Some(flag) => flag.evaluate(&context, ensign_context::now(), snapshot.options()),
+        None => Resolution {
+            value: None,
+            variant: None,
+            reason: Reason::Error,
+            error: Some(ensign_engine::ResolutionError {
+                code: ErrorCode::FlagNotFound,
+                message: format!("flag \"{key}\" does not exist").into(),
+            }),
+            metadata: &EMPTY_METADATA,
+        },
+    };
+    count(&state, flag, &resolution);
+    match item(&key, &resolution) {
+        Ok(mut body) => {
+            if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                let mut merged = reflected(selector.as_ref());
+                merged.append(metadata);
+                *metadata = merged;
+            }
+            axum::Json(body).into_response()
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+static EMPTY_METADATA: ensign_engine::Metadata = ensign_engine::Metadata::new();
+
+/// The ETag of a bulk answer: a hash of the evaluation context and of the
+/// answer itself, so it changes with the selected configuration, with the
+/// context, and with time-based rules whose answer moved.
+fn etag(context: &Map<String, Value>, body: &[u8]) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    // serde_json's map is ordered, so equal contexts serialise equally.
+    Value::Object(context.clone()).to_string().hash(&mut hasher);
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|candidate| candidate == etag || candidate == "*")
+}
+
+async fn evaluate_all(State(state): State<OfrepState>, headers: HeaderMap, body: Body) -> Response {
+    let (context, selector) = match read_request(&state, &headers, body, None).await {
+        Ok(request) => request,
+        Err(failure) => return failure.into_response(),
+    };
+    let snapshot = state.store.snapshot();
+    let flags: Vec<Value> = snapshot
+        .resolve_all(selector.as_ref(), &context, ensign_context::now())
+        .map(|(flag, resolution)| {
+            count(&state, Some(flag), &resolution);
+            item(flag.key(), &resolution).unwrap_or_else(|failure| {
+                json!({"key": flag.key(), "errorCode": failure.code, "errorDetails": failure.details})
+            })
+        })
+        .collect();
+    let stream_uri = match &selector {
+        None => "/ofrep/v1/events".to_owned(),
+        Some(selector) => format!(
+            "/ofrep/v1/events?selector={}",
+            events::encode_query(&selector.to_string())
+        ),
+    };
+    let answer = json!({
+        "flags": flags,
+        "metadata": reflected(selector.as_ref()),
+        "eventStreams": [{
+            "type": "sse",
+            "endpoint": {"requestUri": stream_uri},
+            "inactivityDelaySec": 120
+        }]
+    });
+    let body = answer.to_string();
+    let etag = etag(&context, body.as_bytes());
+    if matches_etag(&headers, &etag) {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        [
+            (header::ETAG, etag),
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,180 @@
+//! `flagd.sync.v1.FlagSyncService` for in-process providers: `SyncFlags`
+//! streams a full payload on connect and after every change of the selected
+//! flags, with the server's static context as `sync_context`; `FetchAllFlags`
+//! answers once; `GetMetadata` (deprecated) returns the static context.
+//!
+//! The selector comes from the `flagd-selector` header, else the request body.
+
+pub mod payload;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ensign_engine::{Selector, Snapshot};
+use ensign_metrics::StreamLabels;
+use ensign_proto::convert::{Struct, json_to_struct};
+use ensign_proto::sync_v1::flag_sync_service_server::{FlagSyncService, FlagSyncServiceServer};
+use ensign_proto::sync_v1::{
+    FetchAllFlagsRequest, FetchAllFlagsResponse, GetMetadataRequest, GetMetadataResponse,
+    SyncFlagsRequest, SyncFlagsResponse,
+};
+use ensign_store::Store;
+use futures_util::Stream;
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use payload::PayloadCache;
+
+/// Settings of the sync service.
+#[derive(Debug, Clone, Default)]
+pub struct SyncConfig {
+    /// The static context (`-X`), sent as `sync_context` and by `GetMetadata`.
+    pub static_context: Map<String, Value>,
+    /// `--disable-sync-metadata`: `GetMetadata` answers `UNIMPLEMENTED`.
+    pub disable_metadata: bool,
+}
+
+/// The sync service.
+#[derive(Debug, Clone)]
+pub struct SyncService {
+    store: Arc<Store>,
+    config: Arc<SyncConfig>,
+    shutdown: CancellationToken,
+    payloads: Arc<PayloadCache>,
+}
+
+impl SyncService {
+    /// A service serving `store`, ending its streams when `shutdown` is cancelled.
+    pub fn new(store: Arc<Store>, config: SyncConfig, shutdown: CancellationToken) -> Self {
+        SyncService {
+            store,
+            config: Arc::new(config),
+            shutdown,
+            payloads: Arc::default(),
+        }
+    }
+
+    /// The routes of the sync port.
+    pub fn into_router(self, max_message_size: usize) -> axum::Router {
+        tonic::service::Routes::new(
+            FlagSyncServiceServer::new(self).max_decoding_message_size(max_message_size),
+        )
+        .into_axum_router()
+    }
+
+    fn sync_context(&self) -> Struct {
+        json_to_struct(&self.config.static_context)
+    }
+}
+
+fn selector<T>(request: &Request<T>, body_selector: &str) -> Result<Option<Selector>, Status> {
+    let header = request
+        .metadata()
+        .get(ensign_context::SELECTOR_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    ensign_context::parse_selector(header.or(Some(body_selector)))
+        .map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// Keeps the open-streams gauge right however the stream ends.
+struct OpenStream(Arc<ensign_metrics::Metrics>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.get_or_create(&sync_labels()).dec();
+    }
+}
+
+fn sync_labels() -> StreamLabels {
+    StreamLabels {
+        kind: "sync".to_owned(),
+    }
+}
+
+/// A stream of sync messages.
+pub type SyncStream = Pin<Box<dyn Stream<Item = Result<SyncFlagsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl FlagSyncService for SyncService {
+    type SyncFlagsStream = SyncStream;
+
+    async fn sync_flags(
+        &self,
+        request: Request<SyncFlagsRequest>,
+    ) -> Result<Response<Self::SyncFlagsStream>, Status> {
+        let selector = selector(&request, &request.get_ref().selector)?;
+        let (sender, receiver) = mpsc::channel(4);
+        let service = self.clone();
+        let metrics = Arc::clone(self.store.metrics());
+        metrics.open_streams.get_or_create(&sync_labels()).inc();
+        tokio::spawn(async move {
+            let _open = OpenStream(metrics);
+            let sync_context = service.sync_context();
+            let mut updates = service.store.subscribe();
+            let published = updates.borrow_and_update().clone();
+            let mut seen: Arc<Snapshot> = Arc::clone(&published.snapshot);
+            let first = SyncFlagsResponse {
+                flag_configuration: service
+                    .payloads
+                    .get(&published, selector.as_ref())
+                    .to_string(),
+                sync_context: Some(sync_context.clone()),
+            };
+            if sender.send(Ok(first)).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = service.shutdown.cancelled() => return,
+                    () = sender.closed() => return,
+                    changed = updates.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let published = updates.borrow_and_update().clone();
+                        let changed = !published.snapshot.changes_since(&seen, selector.as_ref()).is_empty();
+                        seen = Arc::clone(&published.snapshot);
+                        if !changed {
+                            continue;
+                        }
+                        let message = SyncFlagsResponse {
+                            flag_configuration: service.payloads.get(&published, selector.as_ref()).to_string(),
+                            sync_context: Some(sync_context.clone()),
+                        };
+                        if sender.send(Ok(message)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+    }
+
+    async fn fetch_all_flags(
+        &self,
+        request: Request<FetchAllFlagsRequest>,
+    ) -> Result<Response<FetchAllFlagsResponse>, Status> {
+        let selector = selector(&request, &request.get_ref().selector)?;
+        let published = self.store.latest();
+        Ok(Response::new(FetchAllFlagsResponse {
+            flag_configuration: self.payloads.get(&published, selector.as_ref()).to_string(),
+        }))
+    }
+
+    async fn get_metadata(
+        &self,
+        _request: Request<GetMetadataRequest>,
+    ) -> Result<Response<GetMetadataResponse>, Status> {
+        if self.config.disable_metadata {
+            return Err(Status::unimplemented("sync metadata is disabled"));
+        }
+        Ok(Response::new(GetMetadataResponse {
+            metadata: Some(self.sync_context()),
+        }))
+    }
+}
