@@ -101,7 +101,7 @@ pub struct FlagOutcome {
     pub reason: &'static str,
     /// The variant, empty when none.
     pub variant: String,
-    /// The value typed by the flag's variants; `None` for disabled flags.
+    /// The value typed by the flag's variants (the zero value for disabled flags).
     pub value: Option<TypedValue>,
     /// Flag metadata.
     pub metadata: Map<String, Value>,
@@ -185,7 +185,8 @@ pub fn resolve(
 }
 
 /// Evaluates every visible flag (ResolveAll): code-default and failed flags are
-/// left out, as flagd does; disabled flags are included without a value.
+/// left out, as flagd does; disabled flags are included with their type's zero
+/// value and an empty variant.
 pub fn resolve_all(
     state: &FlagdState,
     context: &Map<String, Value>,
@@ -210,7 +211,12 @@ pub fn resolve_all(
             key: flag.key().to_owned(),
             reason: resolution.reason.as_str(),
             variant: resolution.variant.unwrap_or_default().to_owned(),
-            value: resolution.value.map(|v| TypedValue::of(v, requested)),
+            // Disabled flags carry the zero value of their type, as in flagd:
+            // clients learn a flag's type from the value's field.
+            value: Some(resolution.value.map_or_else(
+                || TypedValue::zero(requested),
+                |v| TypedValue::of(v, requested),
+            )),
             metadata: with_flag_metadata(Map::new(), resolution.metadata),
         });
     }

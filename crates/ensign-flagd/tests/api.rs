@@ -296,7 +296,16 @@ async fn schema_v1_resolve_all_and_selectors() {
         .unwrap()
         .into_inner();
     assert!(all.flags.contains_key("banner"));
-    assert!(all.flags.contains_key("off"), "disabled flags are included");
+    let off = &all.flags["off"];
+    assert_eq!(
+        (off.reason.as_str(), off.variant.as_str()),
+        ("DISABLED", "")
+    );
+    assert_eq!(
+        off.value,
+        Some(schema_v1::any_flag::Value::BoolValue(false)),
+        "disabled flags are included with their type's zero value"
+    );
     assert!(
         !all.flags.contains_key("no-default"),
         "code-default flags are left out"
