@@ -4,13 +4,15 @@
 #   ensign_build                      # cargo build -p ensign (debug unless ENSIGN_PROFILE=release)
 #   ensign_start FLAGS_FILE [ARGS...] # starts `ensign serve`, waits for /readyz
 #   ...  $ENSIGN_PORT $ENSIGN_MANAGEMENT_PORT $ENSIGN_SYNC_PORT $ENSIGN_OFREP_PORT $ENSIGN_LOG
+#                                     # (all four ports are passed to ensign; ARGS may
+#                                     #  override --sync-port / --ofrep-port)
 #   ensign_stop                       # SIGTERM, waits for exit (also runs on EXIT)
 #
 # Nothing listens beyond 127.0.0.1.
 
 ENSIGN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENSIGN_PROFILE="${ENSIGN_PROFILE:-debug}"
-ENSIGN_BIN="$ENSIGN_ROOT/target/$ENSIGN_PROFILE/ensign"
+ENSIGN_BIN="${ENSIGN_BIN:-$ENSIGN_ROOT/target/$ENSIGN_PROFILE/ensign}" # may be preset to run another build
 ENSIGN_PID=""
 
 ensign_build() {
@@ -31,8 +33,19 @@ ensign_start() {
   ENSIGN_OFREP_PORT="$(ensign_free_port)"
   ENSIGN_LOG="$(mktemp -t ensign-log.XXXXXX)"
   export ENSIGN_PORT ENSIGN_MANAGEMENT_PORT ENSIGN_SYNC_PORT ENSIGN_OFREP_PORT ENSIGN_LOG
+  # The sync and OFREP ports are passed too, unless the caller chose its own
+  # (ensign refuses an option given twice).
+  local extra=() arg want_sync=1 want_ofrep=1
+  for arg in "$@"; do
+    case "$arg" in
+      -g | --sync-port | --sync-port=*) want_sync=0 ;;
+      -r | --ofrep-port | --ofrep-port=*) want_ofrep=0 ;;
+    esac
+  done
+  if [[ $want_sync == 1 ]]; then extra+=(--sync-port "$ENSIGN_SYNC_PORT"); fi
+  if [[ $want_ofrep == 1 ]]; then extra+=(--ofrep-port "$ENSIGN_OFREP_PORT"); fi
   "$ENSIGN_BIN" serve --bind 127.0.0.1 --uri "file:$flags" \
-    --port "$ENSIGN_PORT" --management-port "$ENSIGN_MANAGEMENT_PORT" "$@" >"$ENSIGN_LOG" 2>&1 &
+    --port "$ENSIGN_PORT" --management-port "$ENSIGN_MANAGEMENT_PORT" "${extra[@]}" "$@" >"$ENSIGN_LOG" 2>&1 &
   ENSIGN_PID=$!
   trap ensign_stop EXIT
   for _ in $(seq 1 100); do

@@ -95,7 +95,15 @@ pub fn service(
     let connect = Router::new()
         .route("/{service}/{method}", post(connect::handle))
         .with_state(state.clone());
-    let cors = ensign_http::cors(&state.config.cors_origins);
+    let exposed = [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "connect-content-encoding",
+        "connect-accept-encoding",
+    ]
+    .map(http::HeaderName::from_static);
+    let cors = ensign_http::cors(&state.config.cors_origins, &exposed);
     let metrics = Arc::clone(state.store.metrics());
     tower::service_fn(move |request: Request<hyper::body::Incoming>| {
         let protocol = protocol(&request);

@@ -21,7 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
@@ -150,9 +150,10 @@ pub async fn serve<S, B>(
     }
 }
 
-/// CORS for browser clients of `origins` (`*`: any), or none when empty:
-/// any request header, the gRPC and Connect status headers exposed.
-pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+/// CORS for browser clients of `origins` (`*`: any), or none when empty.
+/// Requested headers are echoed back (a `*` never covers `Authorization` in
+/// the Fetch standard); `exposed` lists the response headers scripts may read.
+pub fn cors(origins: &[String], exposed: &[http::HeaderName]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
@@ -165,20 +166,12 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
                 .filter_map(|o| http::HeaderValue::from_str(o).ok()),
         )
     };
-    let exposed = [
-        "grpc-status",
-        "grpc-message",
-        "grpc-status-details-bin",
-        "connect-content-encoding",
-        "connect-accept-encoding",
-    ]
-    .map(http::HeaderName::from_static);
     Some(
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([http::Method::POST, http::Method::GET, http::Method::OPTIONS])
-            .allow_headers(Any)
-            .expose_headers(exposed)
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers(exposed.to_vec())
             .max_age(Duration::from_secs(7200)),
     )
 }

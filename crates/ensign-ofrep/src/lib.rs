@@ -13,7 +13,9 @@
 //!
 //! `Flagd-Selector` selects as on the other ports (a `selector` query
 //! parameter does on the event stream, where browsers cannot set headers).
-//! Optional bearer or `X-API-Key` tokens guard evaluation.
+//! Optional bearer or `X-API-Key` tokens guard evaluation. With CORS origins
+//! configured, preflights echo the requested headers (a `*` would not cover
+//! `Authorization`) and the `ETag` is exposed to scripts.
 
 mod events;
 
@@ -86,7 +88,8 @@ pub fn router(state: OfrepState) -> Router {
     let router = evaluation
         .route("/ofrep/v1/events", get(events::subscribe))
         .with_state(state.clone());
-    match ensign_http::cors(&state.config.cors_origins) {
+    // Browser providers read the bulk ETag to send `If-None-Match`.
+    match ensign_http::cors(&state.config.cors_origins, &[header::ETAG]) {
         Some(cors) => router.layer(cors),
         None => router,
     }
@@ -121,6 +124,13 @@ fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
 async fn authorize(State(state): State<OfrepState>, request: Request, next: Next) -> Response {
     let tokens = &state.config.tokens;
     if tokens.is_empty() {
@@ -130,7 +140,7 @@ async fn authorize(State(state): State<OfrepState>, request: Request, next: Next
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match presented {
         Some(token) if tokens.iter().any(|t| same_secret(t, token.trim())) => {

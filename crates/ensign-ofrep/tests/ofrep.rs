@@ -660,6 +660,15 @@ async fn etags_answer_304_until_context_or_flags_change() {
             .await;
         assert_eq!(answer.status, StatusCode::NOT_MODIFIED, "{header}");
     }
+    // The refetch hints providers add after an event change nothing.
+    let hinted = server
+        .post(
+            "/ofrep/v1/evaluate/flags?flagConfigEtag=7&flagConfigLastModified=0",
+            &[("if-none-match", &etag)],
+            json!({"context": {"targetingKey": "u1"}}),
+        )
+        .await;
+    assert_eq!(hinted.status, StatusCode::NOT_MODIFIED);
     let answer = server
         .bulk(
             &[("if-none-match", "\"stale\"")],
@@ -878,6 +887,9 @@ async fn tokens_guard_evaluation() {
         for headers in [
             &[("authorization", "Bearer s3cret")][..],
             &[("authorization", "Bearer other-token")][..],
+            // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+            &[("authorization", "bearer s3cret")][..],
+            &[("authorization", "BEARER  s3cret")][..],
             &[("x-api-key", "s3cret")][..],
         ] {
             let answer = server.post(path, headers, json!({})).await;
@@ -931,7 +943,15 @@ async fn cors_preflight_is_answered_for_configured_origins() {
         .unwrap()
         .to_owned();
     assert!(methods.contains("POST"), "{methods}");
-    assert!(answer.headers.contains_key("access-control-allow-headers"));
+    // A `*` never covers `Authorization` (Fetch standard), so the requested
+    // headers must be allowed by name.
+    let allowed = answer.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["content-type", "authorization", "if-none-match"] {
+        assert!(allowed.contains(name), "{name} not in {allowed:?}");
+    }
 
     let answer = preflight("http://evil.example").await;
     assert!(!answer.headers.contains_key("access-control-allow-origin"));
@@ -952,6 +972,24 @@ async fn cors_preflight_is_answered_for_configured_origins() {
         answer.headers["access-control-allow-origin"],
         "http://app.example"
     );
+    // Browser providers read the bulk ETag only if it is exposed.
+    let answer = server
+        .post(
+            "/ofrep/v1/evaluate/flags",
+            &[
+                ("origin", "http://app.example"),
+                ("authorization", "Bearer s3cret"),
+            ],
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let exposed = answer
+        .headers
+        .get("access-control-expose-headers")
+        .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+        .unwrap_or_default();
+    assert!(exposed.contains("etag"), "ETag is not exposed: {exposed:?}");
     let answer = server
         .post(
             "/ofrep/v1/evaluate/flags/banner",
