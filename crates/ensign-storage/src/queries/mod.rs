@@ -1,0 +1,165 @@
+//! The SQL behind [`Storage`](crate::Storage): one module per resource, and the
+//! write transaction every change goes through.
+
+pub mod audit;
+pub mod documents;
+pub mod environments;
+pub mod flag_sets;
+pub mod flags;
+pub mod segments;
+pub mod tokens;
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use crate::error::{Result, StorageError, from_sqlx};
+use crate::model::Actor;
+use crate::{Backend, CHANGES_CHANNEL, Change, Storage, now_millis};
+
+/// A value bound to a dynamically built query.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+pub(crate) fn bind_all<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    binds: Vec<Bind>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(n) => query.bind(n),
+        };
+    }
+    query
+}
+
+/// Reads a JSON text column.
+pub(crate) fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
+    let text: String = row.try_get(column).map_err(|e| from_sqlx(e, column))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StorageError::Internal(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// Reads an optional JSON text column.
+pub(crate) fn optional_json_column(row: &AnyRow, column: &str) -> Result<Option<Value>> {
+    let text: Option<String> = row.try_get(column).map_err(|e| from_sqlx(e, column))?;
+    text.map(|t| serde_json::from_str(&t))
+        .transpose()
+        .map_err(|e| StorageError::Internal(sqlx::Error::Decode(Box::new(e))))
+}
+
+pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    row.try_get(column).map_err(|e| from_sqlx(e, column))
+}
+
+/// A write in progress: the transaction, its audit entries, and the
+/// environments whose served flags it may change.
+pub(crate) struct Write<'s> {
+    storage: &'s Storage,
+    pub(crate) tx: Transaction<'static, Any>,
+    actor: Actor,
+    touched: Option<Change>,
+}
+
+impl<'s> Write<'s> {
+    pub(crate) async fn begin(storage: &'s Storage, actor: &Actor) -> Result<Write<'s>> {
+        let tx = storage
+            .pool
+            .begin()
+            .await
+            .map_err(|e| from_sqlx(e, "database"))?;
+        Ok(Write {
+            storage,
+            tx,
+            actor: actor.clone(),
+            touched: None,
+        })
+    }
+
+    /// Records that served flags of `environment` (`None`: all) may change.
+    pub(crate) fn touches(&mut self, environment: Option<&str>) {
+        self.touched = Some(match (&self.touched, environment) {
+            (None, Some(env)) => Change {
+                environment: Some(env.to_owned()),
+            },
+            (
+                Some(Change {
+                    environment: Some(a),
+                }),
+                Some(b),
+            ) if a == b => Change {
+                environment: Some(b.to_owned()),
+            },
+            _ => Change { environment: None },
+        });
+    }
+
+    /// Appends an audit entry.
+    pub(crate) async fn audit(
+        &mut self,
+        action: &str,
+        resource_type: &str,
+        resource_key: &str,
+        environment: Option<&str>,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, resource_type, resource_key, environment, before_value, after_value, comment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(now_millis())
+        .bind(self.actor.name.clone())
+        .bind(action.to_owned())
+        .bind(resource_type.to_owned())
+        .bind(resource_key.to_owned())
+        .bind(environment.map(str::to_owned))
+        .bind(before.map(Value::to_string))
+        .bind(after.map(Value::to_string))
+        .bind(self.actor.comment.clone())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| from_sqlx(e, "audit entry"))?;
+        Ok(())
+    }
+
+    /// Commits; on PostgreSQL the change notification is part of the commit.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        if let (Some(change), Backend::Postgres) = (&self.touched, self.storage.backend) {
+            let payload = change.environment.clone().unwrap_or_else(|| "*".to_owned());
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(payload)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(|e| from_sqlx(e, "change notification"))?;
+        }
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| from_sqlx(e, "database"))?;
+        if let Some(change) = self.touched {
+            self.storage.announce(change);
+        }
+        Ok(())
+    }
+}
+
+/// Checks an expected version against the stored one.
+pub(crate) fn check_version(resource: &str, current: i64, expected: Option<i64>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != current => Err(StorageError::VersionMismatch {
+            resource: resource.to_owned(),
+            current,
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
