@@ -649,9 +649,7 @@ impl Storage {
     async fn change_config(
         &self,
         actor: &Actor,
-        flag_set: &str,
-        key: &str,
-        environment: &str,
+        (flag_set, key, environment): (&str, &str, &str),
         expected_version: Option<i64>,
         action: &str,
         change: impl FnOnce(&FlagConfig) -> Result<FlagConfig>,
