@@ -582,9 +582,7 @@ impl Storage {
     ) -> Result<Flag> {
         self.change_config(
             actor,
-            flag_set,
-            key,
-            environment,
+            (flag_set, key, environment),
             expected_version,
             "flag.configure",
             |_| Ok(config),
@@ -604,9 +602,7 @@ impl Storage {
     ) -> Result<Flag> {
         self.change_config(
             actor,
-            flag_set,
-            key,
-            environment,
+            (flag_set, key, environment),
             expected_version,
             "flag.toggle",
             |current| {
@@ -636,9 +632,7 @@ impl Storage {
             .ok_or_else(|| StorageError::NotFound(format!("environment \"{from}\"")))?;
         self.change_config(
             actor,
-            flag_set,
-            key,
-            to,
+            (flag_set, key, to),
             expected_version,
             "flag.copy",
             move |_| Ok(source),
