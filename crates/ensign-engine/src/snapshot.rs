@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::document::FlagDocument;
 use crate::logic::{self, Env, Node, val::Val};
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, MetadataValue};
 use crate::resolution::{ErrorCode, Reason, Resolution};
 use crate::value::{FlagValue, RequestedType, ValueType};
 
@@ -614,6 +614,35 @@ impl FlagChange {
     }
 }
 
+/// JSON equality with numbers compared by value, as flagd compares them
+/// (float64): `0`, `0.0` and `0e0` are the same.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => same_json_object(x, y),
+        _ => a == b,
+    }
+}
+
+fn same_json_object(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|(k, v)| b.get(k).is_some_and(|w| same_json(v, w)))
+}
+
+fn same_metadata(a: &Metadata, b: &Metadata) -> bool {
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            b.get(k).is_some_and(|w| match (v, w) {
+                (MetadataValue::Number(x), MetadataValue::Number(y)) => x.as_f64() == y.as_f64(),
+                _ => v == w,
+            })
+        })
+}
+
 impl Snapshot {
     /// The flags visible through `selector` that differ between `previous` and
     /// this snapshot, by key (sorted).
@@ -629,7 +658,8 @@ impl Snapshot {
                 None => changes.push((key.to_owned(), FlagChange::Write)),
                 Some(old) => {
                     let same_flag = std::ptr::eq(old, flag)
-                        || (old.definition == flag.definition && old.metadata == flag.metadata);
+                        || (same_json_object(&old.definition, &flag.definition)
+                            && same_metadata(&old.metadata, &flag.metadata));
                     let same_source =
                         previous.source_of(selector, key) == self.source_of(selector, key);
                     if !(same_flag && same_source) {
@@ -728,5 +758,24 @@ mod tests {
             ]
         );
         assert!(after.changes_since(&after, None).is_empty());
+        let written_differently = Snapshot::build(
+            vec![source(
+                "s",
+                json!({"flags": {"n": {"state": "ENABLED", "variants": {"zero": 0.0, "half": 0.5}, "defaultVariant": "zero"}}}),
+            )],
+            EvaluationOptions::default(),
+        );
+        let same_values = Snapshot::build(
+            vec![source(
+                "s",
+                json!({"flags": {"n": {"state": "ENABLED", "variants": {"zero": 0, "half": 5e-1}, "defaultVariant": "zero"}}}),
+            )],
+            EvaluationOptions::default(),
+        );
+        assert!(
+            same_values
+                .changes_since(&written_differently, None)
+                .is_empty()
+        );
     }
 }

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub source_errors: Family<SourceLabels, Counter>,
     /// Source updates applied, by source.
     pub source_updates: Family<SourceLabels, Counter>,
+    /// Seconds from a database commit to its flags being served here.
+    pub propagation: Histogram,
     /// The generation of the snapshot being served.
     pub snapshot_generation: Gauge,
     snapshot_age: Gauge<f64, AtomicU64>,
@@ -127,6 +129,12 @@ impl Metrics {
             "Source updates applied",
             source_updates.clone(),
         );
+        let propagation = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        registry.register(
+            "propagation_seconds",
+            "Seconds from a committed flag change to serving it on this replica",
+            propagation.clone(),
+        );
         let snapshot_generation = Gauge::default();
         registry.register(
             "snapshot_generation",
@@ -146,6 +154,7 @@ impl Metrics {
             open_streams,
             source_errors,
             source_updates,
+            propagation,
             snapshot_generation,
             snapshot_age,
             snapshot_published_at: AtomicU64::new(unix_millis()),

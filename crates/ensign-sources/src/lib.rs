@@ -5,14 +5,18 @@
 //! [`Store`](ensign_store::Store), created with the names of all sources in
 //! priority order, and replaces its document there whenever it changes.
 //!
-//! Only file sources exist so far ([`run_file_source`]); other flagd URI
-//! schemes parse to a "not supported yet" error.
+//! File sources ([`run_file_source`]) each own one slot; the database
+//! ([`run_database_source`]) owns a group slot with one document per flag set
+//! of the served environment. Other flagd URI schemes parse to a "not
+//! supported yet" error.
 //!
 //! Sources run until a [`CancellationToken`](tokio_util::sync::CancellationToken)
 //! is cancelled, so one token can stop every task of the server.
 
+pub mod database;
 pub mod file;
 pub mod spec;
 
+pub use database::{DATABASE_SOURCE, run_database_source};
 pub use file::run_file_source;
 pub use spec::{SourceKind, SourceSpec, SourceSpecError, UnsupportedKind};

@@ -20,6 +20,7 @@ use sqlx::any::AnyPoolOptions;
 use tokio::sync::broadcast;
 
 pub use error::{Result, StorageError};
+pub use queries::audit::AuditFilter;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
 pub use queries::tokens::NewToken;
 
@@ -35,11 +36,23 @@ pub enum Backend {
     Sqlite,
 }
 
-/// A committed change: which environment's flags may differ (`None`: all).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A committed change: which environment's flags may differ (`None`: all),
+/// and when it was committed. It travels as the JSON payload of `NOTIFY`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Change {
     /// The environment key, or `None` when every environment is affected.
     pub environment: Option<String>,
+    /// Commit time, unix milliseconds (for propagation latency).
+    #[serde(default)]
+    pub committed_at: i64,
+}
+
+impl Change {
+    /// Whether served flags of `environment` may have changed.
+    pub fn affects(&self, environment: &str) -> bool {
+        self.environment.as_deref().is_none_or(|e| e == environment)
+    }
 }
 
 /// The storage.

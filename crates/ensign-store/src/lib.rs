@@ -26,10 +26,13 @@ pub struct Published {
     pub snapshot: Arc<Snapshot>,
 }
 
+/// One configured source: a file (one document) or a group such as the
+/// database (one document per flag set), at one priority.
 #[derive(Debug)]
 struct Slot {
     name: Arc<str>,
-    document: Option<Arc<FlagDocument>>,
+    /// `None` until the source delivered its first valid content.
+    sources: Option<Vec<Source>>,
 }
 
 #[derive(Debug)]
@@ -59,7 +62,7 @@ impl Store {
             .into_iter()
             .map(|name| Slot {
                 name: name.into(),
-                document: None,
+                sources: None,
             })
             .collect();
         let empty = Arc::new(Snapshot::build(Vec::new(), options));
@@ -115,24 +118,32 @@ impl Store {
 
     /// Whether every source has delivered a valid document at least once.
     pub fn is_ready(&self) -> bool {
-        self.lock().slots.iter().all(|slot| slot.document.is_some())
+        self.lock().slots.iter().all(|slot| slot.sources.is_some())
     }
 
     /// Replaces the document of source `name` and publishes the merged result.
     /// Returns the new generation, or `None` for an unknown source.
     pub fn replace_source(&self, name: &str, document: FlagDocument) -> Option<u64> {
+        let source = Source {
+            name: name.into(),
+            document: Arc::new(document),
+        };
+        self.replace_group(name, vec![source])
+    }
+
+    /// Replaces every document of source group `name` (the database: one
+    /// document per flag set, each a source of its own name) and publishes.
+    /// Returns the new generation, or `None` for an unknown group.
+    pub fn replace_group(&self, name: &str, sources: Vec<Source>) -> Option<u64> {
         let mut writer = self.lock();
         let slot = writer.slots.iter_mut().find(|s| &*s.name == name)?;
-        slot.document = Some(Arc::new(document));
+        slot.sources = Some(sources);
         let sources = writer
             .slots
             .iter()
-            .filter_map(|slot| {
-                slot.document.as_ref().map(|document| Source {
-                    name: Arc::clone(&slot.name),
-                    document: Arc::clone(document),
-                })
-            })
+            .filter_map(|slot| slot.sources.as_ref())
+            .flatten()
+            .cloned()
             .collect();
         let snapshot = Arc::new(Snapshot::build(sources, self.options));
         writer.generation += 1;

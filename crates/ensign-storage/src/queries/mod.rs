@@ -85,19 +85,20 @@ impl<'s> Write<'s> {
 
     /// Records that served flags of `environment` (`None`: all) may change.
     pub(crate) fn touches(&mut self, environment: Option<&str>) {
-        self.touched = Some(match (&self.touched, environment) {
-            (None, Some(env)) => Change {
-                environment: Some(env.to_owned()),
-            },
+        let environment = match (&self.touched, environment) {
+            (None, Some(env)) => Some(env.to_owned()),
             (
                 Some(Change {
                     environment: Some(a),
+                    ..
                 }),
                 Some(b),
-            ) if a == b => Change {
-                environment: Some(b.to_owned()),
-            },
-            _ => Change { environment: None },
+            ) if a == b => Some(b.to_owned()),
+            _ => None,
+        };
+        self.touched = Some(Change {
+            environment,
+            committed_at: 0,
         });
     }
 
@@ -132,8 +133,11 @@ impl<'s> Write<'s> {
 
     /// Commits; on PostgreSQL the change notification is part of the commit.
     pub(crate) async fn commit(mut self) -> Result<()> {
+        if let Some(change) = &mut self.touched {
+            change.committed_at = now_millis();
+        }
         if let (Some(change), Backend::Postgres) = (&self.touched, self.storage.backend) {
-            let payload = change.environment.clone().unwrap_or_else(|| "*".to_owned());
+            let payload = serde_json::to_string(change).unwrap_or_default();
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(payload)

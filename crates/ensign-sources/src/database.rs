@@ -1,0 +1,181 @@
+//! The database as a flag source: the served environment's flags, one flagd
+//! document per flag set (named `database:<flagSet>`), reloaded when a change
+//! is committed.
+//!
+//! Changes arrive from this process (`Storage::local_changes`) and, on
+//! PostgreSQL, from every replica through `LISTEN ensign_changes`. Only flag
+//! sets whose document changed are recompiled. After the listener reconnects,
+//! and every [`RESYNC_INTERVAL`] anyway, the whole environment is reloaded,
+//! so a missed notification is never a missed change. While the database is
+//! unreachable the last loaded flags keep serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ensign_engine::document::{Limits, load_value};
+use ensign_engine::{FlagDocument, Source};
+use ensign_storage::{Backend, CHANGES_CHANNEL, Change, Storage};
+use ensign_store::Store;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The store slot the database fills.
+pub const DATABASE_SOURCE: &str = "database";
+
+/// A full reload this often, whatever was notified.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Retry delay after a failed load.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// Compiled documents by flag set, with the JSON they came from.
+#[derive(Default)]
+struct Loaded {
+    documents: HashMap<String, (String, Arc<FlagDocument>)>,
+}
+
+/// Serves `environment` from `storage` into `store` until `shutdown`.
+/// `database_url` is used to LISTEN on PostgreSQL.
+pub async fn run_database_source(
+    storage: Storage,
+    database_url: String,
+    environment: String,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) {
+    let (notify, mut notified) = mpsc::channel::<Option<Change>>(64);
+    if storage.backend() == Backend::Postgres {
+        tokio::spawn(listen(database_url, notify.clone(), shutdown.clone()));
+    }
+    let mut local = storage.local_changes();
+    let mut loaded = Loaded::default();
+    let mut pending: Option<Option<Change>> = Some(None);
+    loop {
+        if let Some(change) = pending.take() {
+            if let Err(reason) =
+                reload(&storage, &environment, &store, &mut loaded, change.as_ref()).await
+            {
+                store.reject_update(DATABASE_SOURCE, &reason);
+                pending = Some(None);
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = local.recv() => match change {
+                Ok(change) if change.affects(&environment) => pending = Some(Some(change)),
+                Ok(_) => {}
+                // Lagged: changes were missed, so reload everything.
+                Err(_) => pending = Some(None),
+            },
+            Some(change) = notified.recv() => match change {
+                Some(change) if !change.affects(&environment) => {}
+                change => pending = Some(change),
+            },
+            () = tokio::time::sleep(RESYNC_INTERVAL) => pending = Some(None),
+        }
+    }
+}
+
+/// Loads the environment's documents and publishes them when any changed.
+async fn reload(
+    storage: &Storage,
+    environment: &str,
+    store: &Store,
+    loaded: &mut Loaded,
+    change: Option<&Change>,
+) -> Result<(), String> {
+    let documents = storage
+        .environment_documents(environment)
+        .await
+        .map_err(|e| format!("loading environment \"{environment}\": {e}"))?;
+    let mut changed = documents.len() != loaded.documents.len() || store.latest().generation == 0;
+    let mut next = HashMap::new();
+    for (flag_set, document) in documents {
+        let text = document.to_string();
+        let compiled = match loaded.documents.get(&flag_set) {
+            Some((previous, compiled)) if *previous == text => Arc::clone(compiled),
+            _ => {
+                changed = true;
+                let compiled = load_value(&document, &Limits::default())
+                    .map_err(|e| format!("flag set \"{flag_set}\": {e}"))?;
+                Arc::new(compiled.document)
+            }
+        };
+        next.insert(flag_set, (text, compiled));
+    }
+    loaded.documents = next;
+    if !changed {
+        return Ok(());
+    }
+    let mut sources: Vec<Source> = loaded
+        .documents
+        .iter()
+        .map(|(flag_set, (_, document))| Source {
+            name: format!("{DATABASE_SOURCE}:{flag_set}").into(),
+            document: Arc::clone(document),
+        })
+        .collect();
+    sources.sort_by(|a, b| a.name.cmp(&b.name));
+    store.replace_group(DATABASE_SOURCE, sources);
+    if let Some(change) = change.filter(|c| c.committed_at > 0) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let seconds = (now - change.committed_at).max(0) as f64 / 1000.0;
+        store.metrics().propagation.observe(seconds);
+    }
+    Ok(())
+}
+
+/// Forwards PostgreSQL notifications; `None` asks for a full reload (after a
+/// reconnect, notifications may have been missed).
+async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: CancellationToken) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for flag changes; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
+        if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(%error, "LISTEN failed; retrying");
+            continue;
+        }
+        // Anything committed while we were not listening is picked up here.
+        if notify.send(None).await.is_err() {
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = listener.try_recv() => next,
+            };
+            let message = match next {
+                Ok(Some(notification)) => Some(
+                    serde_json::from_str::<Change>(notification.payload()).unwrap_or(Change {
+                        environment: None,
+                        committed_at: 0,
+                    }),
+                ),
+                // The connection was lost and re-established.
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::warn!(%error, "lost the change listener; reconnecting");
+                    break;
+                }
+            };
+            if notify.send(message).await.is_err() {
+                return;
+            }
+        }
+    }
+}
