@@ -52,16 +52,15 @@ pub async fn run_database_source(
     let mut loaded = Loaded::default();
     let mut pending: Option<Option<Change>> = Some(None);
     loop {
-        if let Some(change) = pending.take() {
-            if let Err(reason) =
+        if let Some(change) = pending.take()
+            && let Err(reason) =
                 reload(&storage, &environment, &store, &mut loaded, change.as_ref()).await
-            {
-                store.reject_update(DATABASE_SOURCE, &reason);
-                pending = Some(None);
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(RETRY) => continue,
-                }
+        {
+            store.reject_update(DATABASE_SOURCE, &reason);
+            pending = Some(None);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(RETRY) => continue,
             }
         }
         tokio::select! {
