@@ -44,7 +44,10 @@ ensign_start() {
   done
   if [[ $want_sync == 1 ]]; then extra+=(--sync-port "$ENSIGN_SYNC_PORT"); fi
   if [[ $want_ofrep == 1 ]]; then extra+=(--ofrep-port "$ENSIGN_OFREP_PORT"); fi
+  ENSIGN_DATA_DIR="$(mktemp -d -t ensign-data.XXXXXX)"
+  export ENSIGN_DATA_DIR
   "$ENSIGN_BIN" serve --bind 127.0.0.1 --uri "file:$flags" \
+    --database-url "sqlite://$ENSIGN_DATA_DIR/ensign.db" \
     --port "$ENSIGN_PORT" --management-port "$ENSIGN_MANAGEMENT_PORT" "${extra[@]}" "$@" >"$ENSIGN_LOG" 2>&1 &
   ENSIGN_PID=$!
   trap ensign_stop EXIT

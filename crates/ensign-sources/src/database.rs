@@ -33,6 +33,8 @@ const RETRY: Duration = Duration::from_millis(500);
 #[derive(Default)]
 struct Loaded {
     documents: HashMap<String, (String, Arc<FlagDocument>)>,
+    /// Whether the store has the database's flags yet (even none).
+    published: bool,
 }
 
 /// Serves `environment` from `storage` into `store` until `shutdown`.
@@ -92,7 +94,7 @@ async fn reload(
         .environment_documents(environment)
         .await
         .map_err(|e| format!("loading environment \"{environment}\": {e}"))?;
-    let mut changed = documents.len() != loaded.documents.len() || store.latest().generation == 0;
+    let mut changed = documents.len() != loaded.documents.len() || !loaded.published;
     let mut next = HashMap::new();
     for (flag_set, document) in documents {
         let text = document.to_string();
@@ -121,6 +123,7 @@ async fn reload(
         .collect();
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     store.replace_group(DATABASE_SOURCE, sources);
+    loaded.published = true;
     if let Some(change) = change.filter(|c| c.committed_at > 0) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Serve flags over the flagd evaluation API, with health and metrics.
     Serve(Box<commands::serve::ServeArgs>),
+    /// Apply the database schema migrations.
+    Migrate(commands::migrate::MigrateArgs),
     /// Check flag documents; list every problem with its JSON Pointer.
     Validate(commands::validate::ValidateArgs),
     /// Evaluate flags from a document, once or for a batch of cases.
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(&args),
+        Command::Migrate(args) => commands::migrate::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
     };

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share.
 
 pub mod eval;
+pub mod migrate;
 pub mod serve;
 pub mod validate;
 

@@ -55,6 +55,20 @@ pub struct ServeArgs {
     /// Answer the deprecated sync `GetMetadata` with UNIMPLEMENTED.
     #[arg(long, env = "ENSIGN_DISABLE_SYNC_METADATA")]
     disable_sync_metadata: bool,
+    /// The database: `sqlite://PATH` (created when missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "ENSIGN_DATABASE_URL",
+        default_value = "sqlite://ensign.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Serve flags from files only, without a database.
+    #[arg(long, env = "ENSIGN_NO_DATABASE", conflicts_with = "database_url")]
+    no_database: bool,
+    /// The environment whose flags this process serves.
+    #[arg(long, env = "ENSIGN_ENVIRONMENT", default_value = "production")]
+    environment: String,
     /// Address to bind.
     #[arg(long, env = "ENSIGN_BIND", default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
@@ -241,16 +255,39 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let options = EvaluationOptions {
         fractional: args.fractional,
     };
-    let store = Arc::new(Store::new(
-        specs.iter().map(|spec| spec.name().to_owned()),
-        options,
-        metrics,
-    ));
-    if specs.is_empty() {
-        tracing::warn!("no flag sources given (--uri file:flags.json); serving no flags");
+    let storage = if args.no_database {
+        None
+    } else {
+        let storage = ensign_storage::Storage::connect(&args.database_url)
+            .await
+            .context("connecting to the database")?;
+        storage
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+        Some(storage)
+    };
+    // The database has the lowest priority: file sources given with --uri
+    // override it, later files overriding earlier ones.
+    let slots = storage
+        .iter()
+        .map(|_| ensign_sources::DATABASE_SOURCE.to_owned())
+        .chain(specs.iter().map(|spec| spec.name().to_owned()));
+    let store = Arc::new(Store::new(slots, options, metrics));
+    if specs.is_empty() && storage.is_none() {
+        tracing::warn!("no flag sources (--uri file:flags.json) and no database; serving no flags");
     }
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(storage) = &storage {
+        tasks.spawn(ensign_sources::run_database_source(
+            storage.clone(),
+            args.database_url.clone(),
+            args.environment.clone(),
+            Arc::clone(&store),
+            shutdown.clone(),
+        ));
+    }
     for spec in specs {
         tasks.spawn(ensign_sources::run_file_source(
             spec,
