@@ -251,39 +251,34 @@ async fn grpc_v1_serves_typed_values_and_maps_errors() {
 async fn grpc_v2_omits_value_for_code_defaults_and_disabled_flags() {
     let server = start(FlagdConfig::default()).await;
     let mut client = server.v2().await;
-    for key in ["no-default", "off"] {
-        let answer = client
-            .resolve_string(v2::ResolveStringRequest {
-                flag_key: key.into(),
-                context: None,
-            })
-            .await;
-        let answer = match key {
-            "off" => client
-                .resolve_boolean(v2::ResolveBooleanRequest {
-                    flag_key: key.into(),
-                    context: None,
-                })
-                .await
-                .map(|r| {
-                    (
-                        r.get_ref().value.is_none(),
-                        r.get_ref().variant.clone(),
-                        r.get_ref().reason.clone(),
-                    )
-                }),
-            _ => answer.map(|r| {
-                (
-                    r.get_ref().value.is_none(),
-                    r.get_ref().variant.clone(),
-                    r.get_ref().reason.clone(),
-                )
-            }),
-        }
-        .unwrap();
-        let expected_reason = if key == "off" { "DISABLED" } else { "DEFAULT" };
-        assert_eq!(answer, (true, None, expected_reason.to_owned()), "{key}");
-    }
+    let code_default = client
+        .resolve_string(v2::ResolveStringRequest {
+            flag_key: "no-default".into(),
+            context: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            code_default.value,
+            code_default.variant,
+            code_default.reason.as_str()
+        ),
+        (None, None, "DEFAULT")
+    );
+    let disabled = client
+        .resolve_boolean(v2::ResolveBooleanRequest {
+            flag_key: "off".into(),
+            context: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (disabled.value, disabled.variant, disabled.reason.as_str()),
+        (None, None, "DISABLED")
+    );
 }
 
 #[tokio::test]
