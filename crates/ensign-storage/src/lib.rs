@@ -5,8 +5,12 @@
 //! Every write runs in a transaction that also appends to the audit log and,
 //! on PostgreSQL, sends `NOTIFY ensign_changes` so other replicas reload
 //! (delivered at commit, so never before the data is visible). Writes that
-//! name a version check it inside the transaction: a stale version is a
-//! [`StorageError::VersionMismatch`], never a lost update.
+//! name a version check it inside the transaction, and every `UPDATE` or
+//! `DELETE` of a versioned row matches the version it was based on: a stale
+//! version is a [`StorageError::VersionMismatch`] (with the version now
+//! stored), never a lost update, also between concurrent writers. On SQLite a
+//! write takes the write lock when it begins (`BEGIN IMMEDIATE`), so
+//! concurrent writers wait for each other within the busy timeout.
 
 mod error;
 pub mod model;

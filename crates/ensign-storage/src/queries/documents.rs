@@ -57,9 +57,10 @@ impl Storage {
     }
 
     /// Imports a flagd document into `environment` of `flag_set` (created when
-    /// missing): new flags are created (disabled in other environments),
-    /// existing ones get this environment's configuration replaced, and
-    /// `$evaluators` become segments. The document is validated whole first.
+    /// missing, with the document's metadata): new flags are created (disabled
+    /// in other environments), existing ones get this environment's
+    /// configuration replaced, and `$evaluators` become segments. The document
+    /// is validated whole first.
     pub async fn import(
         &self,
         actor: &Actor,
@@ -75,7 +76,19 @@ impl Storage {
         }
         self.environment(environment).await?;
         if let Err(StorageError::NotFound(_)) = self.flag_set(flag_set).await {
-            self.create_flag_set(actor, flag_set, flag_set, Map::new())
+            // A new flag set takes the document's flag-set metadata, which
+            // every flag serves (not its `flagSetId`: the set is named here).
+            let metadata: Map<String, Value> = document
+                .get("metadata")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, v)| k.as_str() != "flagSetId" && !v.is_null())
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.create_flag_set(actor, flag_set, flag_set, metadata)
                 .await?;
         }
         if let Some(Value::Object(evaluators)) = document.get("$evaluators") {

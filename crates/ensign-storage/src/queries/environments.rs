@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::{Write, check_version, get};
+use super::{Bind, Write, check_version, get, stale};
 use crate::error::{Result, StorageError, from_sqlx};
 use crate::model::{Actor, Environment};
 use crate::{Storage, now_millis};
@@ -126,11 +126,14 @@ impl Storage {
             .await
             .map_err(|e| from_sqlx(e, "environment"))?;
         if updated.rows_affected() == 0 {
-            return Err(StorageError::VersionMismatch {
-                resource: format!("environment \"{key}\""),
-                current: before.version + 1,
-                expected: before.version,
-            });
+            return Err(stale(
+                &mut write,
+                format!("environment \"{key}\""),
+                "SELECT version FROM environments WHERE key = $1",
+                vec![Bind::Text(key.to_owned())],
+                before.version,
+            )
+            .await);
         }
         let after = Environment {
             name: name.to_owned(),

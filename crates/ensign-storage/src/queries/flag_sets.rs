@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use sqlx::Row as _;
 
-use super::{Write, check_version, get, json_column};
+use super::{Bind, Write, check_version, get, json_column, stale};
 use crate::error::{Result, StorageError, from_sqlx};
 use crate::model::{Actor, FlagSet};
 use crate::{Storage, now_millis};
@@ -39,6 +39,18 @@ fn row_to_set(row: &sqlx::any::AnyRow) -> Result<FlagSet> {
         metadata,
         version: get(row, "version")?,
     })
+}
+
+/// The error for a guarded write of flag set `key` that matched no row.
+async fn stale_set(write: &mut Write<'_>, key: &str, expected: i64) -> StorageError {
+    stale(
+        write,
+        format!("flag set \"{key}\""),
+        "SELECT version FROM flag_sets WHERE key = $1",
+        vec![Bind::Text(key.to_owned())],
+        expected,
+    )
+    .await
 }
 
 impl Storage {
@@ -104,6 +116,8 @@ impl Storage {
                 serde_json::to_value(&set).ok().as_ref(),
             )
             .await?;
+        // Every environment serves one document per flag set, this one too.
+        write.touches(None);
         write.commit().await?;
         Ok(set)
     }
@@ -132,15 +146,21 @@ impl Storage {
             before.version,
             expected_version,
         )?;
-        sqlx::query(
-            "UPDATE flag_sets SET name = $1, metadata = $2, version = version + 1 WHERE key = $3",
+        // Guarded by the version read: on PostgreSQL a concurrent writer that
+        // read the same version waits here, then matches no row.
+        let updated = sqlx::query(
+            "UPDATE flag_sets SET name = $1, metadata = $2, version = version + 1 WHERE key = $3 AND version = $4",
         )
         .bind(name.to_owned())
         .bind(Value::Object(metadata.clone()).to_string())
         .bind(key.to_owned())
+        .bind(before.version)
         .execute(&mut *write.tx)
         .await
         .map_err(|e| from_sqlx(e, "flag set"))?;
+        if updated.rows_affected() == 0 {
+            return Err(stale_set(&mut write, key, before.version).await);
+        }
         let after = FlagSet {
             key: key.to_owned(),
             name: name.to_owned(),
@@ -183,11 +203,15 @@ impl Storage {
             before.version,
             expected_version,
         )?;
-        sqlx::query("DELETE FROM flag_sets WHERE key = $1")
+        let deleted = sqlx::query("DELETE FROM flag_sets WHERE key = $1 AND version = $2")
             .bind(key.to_owned())
+            .bind(before.version)
             .execute(&mut *write.tx)
             .await
             .map_err(|e| from_sqlx(e, "flag set"))?;
+        if deleted.rows_affected() == 0 {
+            return Err(stale_set(&mut write, key, before.version).await);
+        }
         write
             .audit(
                 "flag_set.delete",

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::Row as _;
 
-use super::{Bind, Write, bind_all, check_version, get, json_column, optional_json_column};
+use super::{Bind, Write, bind_all, check_version, get, json_column, optional_json_column, stale};
 use sqlx::AssertSqlSafe;
 
 use crate::error::{Result, StorageError, from_sqlx};
@@ -112,11 +112,12 @@ pub struct FlagFilter {
     pub stage: Option<FlagStage>,
     /// Only this kind.
     pub kind: Option<FlagKind>,
-    /// Only flags with this tag.
+    /// Only flags with this tag (exactly, case included).
     pub tag: Option<String>,
     /// Only this owner.
     pub owner: Option<String>,
-    /// Key or description contains this text.
+    /// Key or description contains this text, ignoring ASCII case (`%` and
+    /// `_` are not wildcards).
     pub query: Option<String>,
 }
 
@@ -196,6 +197,23 @@ fn validate_config(
             severity: Severity::Error,
         })
         .collect()
+}
+
+/// The error for a guarded write of flag `flag_set/key` that matched no row.
+async fn stale_flag(
+    write: &mut Write<'_>,
+    flag_set: &str,
+    key: &str,
+    expected: i64,
+) -> StorageError {
+    stale(
+        write,
+        format!("flag \"{flag_set}/{key}\""),
+        "SELECT f.version FROM flags f JOIN flag_sets fs ON fs.id = f.flag_set_id WHERE fs.key = $1 AND f.key = $2",
+        vec![Bind::Text(flag_set.to_owned()), Bind::Text(key.to_owned())],
+        expected,
+    )
+    .await
 }
 
 fn check_flag_key(key: &str) -> Result<()> {
@@ -316,19 +334,25 @@ impl Storage {
                 next(Bind::Text(owner.clone()), &mut binds)
             ));
         }
+        // Substring tests use `REPLACE(haystack, needle, '') <> haystack`, not
+        // LIKE: LIKE makes `%` and `_` wildcards, and ignores ASCII case on
+        // SQLite but not on PostgreSQL; REPLACE matches exactly on both.
         if let Some(tag) = &filter.tag {
-            let pattern = format!("%{}%", Value::from(tag.as_str()));
+            // Tags are stored as a JSON array: match one whole element.
+            let element = Value::from(tag.as_str()).to_string();
             conditions.push(format!(
-                "f.tags LIKE {}",
-                next(Bind::Text(pattern), &mut binds)
+                "REPLACE(f.tags, {}, '') <> f.tags",
+                next(Bind::Text(element), &mut binds)
             ));
         }
-        if let Some(query) = &filter.query {
-            let pattern = format!("%{}%", query.to_lowercase());
-            let a = next(Bind::Text(pattern.clone()), &mut binds);
-            let b = next(Bind::Text(pattern), &mut binds);
+        if let Some(query) = filter.query.as_deref().filter(|q| !q.is_empty()) {
+            // Ignoring ASCII case on both backends (SQLite's LOWER knows
+            // no other letters).
+            let needle = query.to_lowercase();
+            let a = next(Bind::Text(needle.clone()), &mut binds);
+            let b = next(Bind::Text(needle), &mut binds);
             conditions.push(format!(
-                "(LOWER(f.key) LIKE {a} OR LOWER(f.description) LIKE {b})"
+                "(REPLACE(LOWER(f.key), {a}, '') <> LOWER(f.key) OR REPLACE(LOWER(f.description), {b}, '') <> LOWER(f.description))"
             ));
         }
         if let Some(state) = &filter.state {
@@ -543,11 +567,7 @@ impl Storage {
         .await
         .map_err(|e| from_sqlx(e, "flag"))?;
         if updated.rows_affected() == 0 {
-            return Err(StorageError::VersionMismatch {
-                resource: format!("flag \"{flag_set}/{key}\""),
-                current: before.version + 1,
-                expected: before.version,
-            });
+            return Err(stale_flag(&mut write, flag_set, key, before.version).await);
         }
         after.version = before.version + 1;
         let action = if after.stage != before.stage {
@@ -678,11 +698,7 @@ impl Storage {
         .await
         .map_err(|e| from_sqlx(e, "flag"))?;
         let Some(row) = bumped else {
-            return Err(StorageError::VersionMismatch {
-                resource: format!("flag \"{flag_set}/{key}\""),
-                current: before.version + 1,
-                expected: before.version,
-            });
+            return Err(stale_flag(&mut write, flag_set, key, before.version).await);
         };
         let flag_id: i64 = row.try_get("id").map_err(|e| from_sqlx(e, "id"))?;
         sqlx::query(
@@ -730,12 +746,18 @@ impl Storage {
             expected_version,
         )?;
         let mut write = Write::begin(self, actor).await?;
-        sqlx::query("DELETE FROM flags WHERE key = $1 AND flag_set_id = (SELECT id FROM flag_sets WHERE key = $2)")
+        // Guarded like every other write: a change made since the read wins
+        // over a delete based on what was read.
+        let deleted = sqlx::query("DELETE FROM flags WHERE key = $1 AND version = $2 AND flag_set_id = (SELECT id FROM flag_sets WHERE key = $3)")
             .bind(key.to_owned())
+            .bind(before.version)
             .bind(flag_set.to_owned())
             .execute(&mut *write.tx)
             .await
             .map_err(|e| from_sqlx(e, "flag"))?;
+        if deleted.rows_affected() == 0 {
+            return Err(stale_flag(&mut write, flag_set, key, before.version).await);
+        }
         write
             .audit(
                 "flag.delete",

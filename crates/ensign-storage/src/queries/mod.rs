@@ -69,12 +69,16 @@ pub(crate) struct Write<'s> {
 }
 
 impl<'s> Write<'s> {
+    /// Starts a write. On SQLite the transaction takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot
+    /// upgrade once another connection has written, and fails with
+    /// `SQLITE_BUSY` instead of waiting out the busy timeout.
     pub(crate) async fn begin(storage: &'s Storage, actor: &Actor) -> Result<Write<'s>> {
-        let tx = storage
-            .pool
-            .begin()
-            .await
-            .map_err(|e| from_sqlx(e, "database"))?;
+        let tx = match storage.backend {
+            Backend::Sqlite => storage.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => storage.pool.begin().await,
+        }
+        .map_err(|e| from_sqlx(e, "database"))?;
         Ok(Write {
             storage,
             tx,
@@ -153,6 +157,34 @@ impl<'s> Write<'s> {
             self.storage.announce(change);
         }
         Ok(())
+    }
+}
+
+/// The error for a guarded `UPDATE`/`DELETE` (`... AND version = $n`) that
+/// matched no row: the resource changed (or went) since it was read. Reads the
+/// version now stored with `current` (a one-column `version` query binding
+/// `binds`) so the error says what it is.
+pub(crate) async fn stale(
+    write: &mut Write<'_>,
+    resource: String,
+    current: &'static str,
+    binds: Vec<Bind>,
+    expected: i64,
+) -> StorageError {
+    let row = bind_all(sqlx::query(current), binds)
+        .fetch_optional(&mut *write.tx)
+        .await;
+    match row {
+        Ok(Some(row)) => match row.try_get::<i64, _>("version") {
+            Ok(current) => StorageError::VersionMismatch {
+                resource,
+                current,
+                expected,
+            },
+            Err(e) => from_sqlx(e, "version"),
+        },
+        Ok(None) => StorageError::NotFound(resource),
+        Err(e) => from_sqlx(e, &resource),
     }
 }
 

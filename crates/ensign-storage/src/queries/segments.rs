@@ -4,7 +4,7 @@
 use ensign_engine::Problem;
 use serde_json::{Map, Value};
 
-use super::{Write, check_version, get, json_column};
+use super::{Bind, Write, check_version, get, json_column, stale};
 use sqlx::AssertSqlSafe;
 
 use crate::error::{Result, StorageError, from_sqlx};
@@ -46,6 +46,24 @@ pub(crate) fn validate_rule(rule: &Value, path: &str) -> Result<()> {
             })
             .collect(),
     ))
+}
+
+/// The error for a guarded write of a segment that matched no row.
+async fn stale_segment(
+    write: &mut Write<'_>,
+    set_id: i64,
+    flag_set: &str,
+    key: &str,
+    expected: i64,
+) -> StorageError {
+    stale(
+        write,
+        format!("segment \"{flag_set}/{key}\""),
+        "SELECT version FROM segments WHERE flag_set_id = $1 AND key = $2",
+        vec![Bind::Int(set_id), Bind::Text(key.to_owned())],
+        expected,
+    )
+    .await
 }
 
 impl Storage {
@@ -128,15 +146,23 @@ impl Storage {
                     current.version,
                     expected,
                 )?;
-                sqlx::query("UPDATE segments SET description = $1, rule = $2, version = version + 1, updated_at = $3 WHERE flag_set_id = $4 AND key = $5")
+                // Guarded by the version read: a concurrent writer that read
+                // the same version matches no row.
+                let updated = sqlx::query("UPDATE segments SET description = $1, rule = $2, version = version + 1, updated_at = $3 WHERE flag_set_id = $4 AND key = $5 AND version = $6")
                     .bind(description.to_owned())
                     .bind(rule.to_string())
                     .bind(now_millis())
                     .bind(set_id)
                     .bind(key.to_owned())
+                    .bind(current.version)
                     .execute(&mut *write.tx)
                     .await
                     .map_err(|e| from_sqlx(e, "segment"))?;
+                if updated.rows_affected() == 0 {
+                    return Err(
+                        stale_segment(&mut write, set_id, flag_set, key, current.version).await,
+                    );
+                }
                 ("segment.update", current.version + 1)
             }
         };
@@ -188,12 +214,18 @@ impl Storage {
         }
         let mut write = Write::begin(self, actor).await?;
         let set_id = Storage::flag_set_id(&mut write, flag_set).await?;
-        sqlx::query("DELETE FROM segments WHERE flag_set_id = $1 AND key = $2")
-            .bind(set_id)
-            .bind(key.to_owned())
-            .execute(&mut *write.tx)
-            .await
-            .map_err(|e| from_sqlx(e, "segment"))?;
+        let deleted = sqlx::query(
+            "DELETE FROM segments WHERE flag_set_id = $1 AND key = $2 AND version = $3",
+        )
+        .bind(set_id)
+        .bind(key.to_owned())
+        .bind(segment.version)
+        .execute(&mut *write.tx)
+        .await
+        .map_err(|e| from_sqlx(e, "segment"))?;
+        if deleted.rows_affected() == 0 {
+            return Err(stale_segment(&mut write, set_id, flag_set, key, segment.version).await);
+        }
         write
             .audit(
                 "segment.delete",

@@ -124,9 +124,22 @@ impl Storage {
     /// Revokes a token.
     pub async fn revoke_token(&self, actor: &Actor, name: &str) -> Result<Token> {
         let mut write = Write::begin(self, actor).await?;
+        let before = sqlx::query(
+            "SELECT name, role, environments, created_at, revoked_at FROM tokens WHERE name = $1 AND revoked_at IS NULL",
+        )
+        .bind(name.to_owned())
+        .fetch_optional(&mut *write.tx)
+        .await
+        .map_err(|e| from_sqlx(e, "token"))?
+        .ok_or_else(|| StorageError::NotFound(format!("live token \"{name}\"")))?;
+        let before = row_to_token(&before)?;
+        let after = Token {
+            revoked_at: Some(now_millis()),
+            ..before.clone()
+        };
         let updated =
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-                .bind(now_millis())
+                .bind(after.revoked_at)
                 .bind(name.to_owned())
                 .execute(&mut *write.tx)
                 .await
@@ -135,13 +148,16 @@ impl Storage {
             return Err(StorageError::NotFound(format!("live token \"{name}\"")));
         }
         write
-            .audit("token.revoke", "token", name, None, None, None)
+            .audit(
+                "token.revoke",
+                "token",
+                name,
+                None,
+                serde_json::to_value(&before).ok().as_ref(),
+                serde_json::to_value(&after).ok().as_ref(),
+            )
             .await?;
         write.commit().await?;
-        self.tokens()
-            .await?
-            .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| StorageError::NotFound(format!("token \"{name}\"")))
+        Ok(after)
     }
 }

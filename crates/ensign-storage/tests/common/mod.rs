@@ -48,7 +48,11 @@ pub async fn postgres_admin() -> PgConnection {
     let options = PgConnectOptions::from_str(&url).unwrap_or_else(|e| {
         panic!("ENSIGN_TEST_POSTGRES_URL \"{url}\" is not a PostgreSQL URL: {e}")
     });
-    match tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options)).await
+    match tokio::time::timeout(
+        Duration::from_secs(10),
+        PgConnection::connect_with(&options),
+    )
+    .await
     {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => panic!(
@@ -167,9 +171,11 @@ fn drop_database(database: String) {
             let Ok(options) = PgConnectOptions::from_str(&url) else {
                 return;
             };
-            if let Ok(Ok(mut admin)) =
-                tokio::time::timeout(Duration::from_secs(10), PgConnection::connect_with(&options))
-                    .await
+            if let Ok(Ok(mut admin)) = tokio::time::timeout(
+                Duration::from_secs(10),
+                PgConnection::connect_with(&options),
+            )
+            .await
             {
                 let statement = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
                 if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
