@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// Serve flags from files only, without a database.
     #[arg(long, env = "ENSIGN_NO_DATABASE", conflicts_with = "database_url")]
     no_database: bool,
+    /// Port of the admin REST API and web UI (needs the database).
+    #[arg(long, env = "ENSIGN_ADMIN_PORT", default_value_t = 8080)]
+    admin_port: u16,
     /// The environment whose flags this process serves.
     #[arg(long, env = "ENSIGN_ENVIRONMENT", default_value = "production")]
     environment: String,
@@ -249,6 +252,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let evaluation_listener = bind((args.bind, args.port).into(), "evaluation").await?;
     let management_listener = bind((args.bind, args.management_port).into(), "management").await?;
     let sync_listener = bind((args.bind, args.sync_port).into(), "sync").await?;
+    let admin_listener = if args.no_database {
+        None
+    } else {
+        Some(bind((args.bind, args.admin_port).into(), "admin").await?)
+    };
     let ofrep_listener = bind((args.bind, args.ofrep_port).into(), "OFREP").await?;
 
     let metrics = Arc::new(Metrics::new());
@@ -279,6 +287,19 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
+    if let (Some(storage), Some(listener)) = (&storage, admin_listener) {
+        // The bootstrap admin token comes only from the environment, never a flag.
+        let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
+        let admin = ensign_admin::router(ensign_admin::AdminState::new(storage.clone(), bootstrap));
+        tasks.spawn(ensign_http::serve(
+            listener,
+            None,
+            admin,
+            ensign_http::Http2Settings::default(),
+            shutdown.clone(),
+            args.drain_timeout,
+        ));
+    }
     if let Some(storage) = &storage {
         tasks.spawn(ensign_sources::run_database_source(
             storage.clone(),
@@ -364,6 +385,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         management_port = args.management_port,
         sync_port = args.sync_port,
         ofrep_port = args.ofrep_port,
+        admin_port = (!args.no_database).then_some(args.admin_port),
+        environment = %args.environment,
         fractional = ?args.fractional,
         "ensign serving"
     );

@@ -1,0 +1,121 @@
+//! Every route of the admin API, registered in one place with the handler
+//! that answers it; the same registration generates the OpenAPI document.
+//!
+//! | method | path (under `/api/v1`)                          | role   |
+//! |--------|--------------------------------------------------|--------|
+//! | GET    | /environments, /environments/{env}               | viewer |
+//! | POST   | /environments                                    | admin  |
+//! | PATCH  | /environments/{env}                              | admin  |
+//! | GET    | /flag-sets, /flag-sets/{set}                     | viewer |
+//! | POST   | /flag-sets                                       | editor |
+//! | PUT, DELETE | /flag-sets/{set}                            | editor |
+//! | GET    | /flag-sets/{set}/segments[/{key}]                | viewer |
+//! | PUT, DELETE | /flag-sets/{set}/segments/{key}             | editor |
+//! | GET    | /flags, /flags/{set}/{key}                       | viewer |
+//! | POST   | /flags                                           | editor |
+//! | PATCH, DELETE | /flags/{set}/{key}                        | editor |
+//! | PUT    | /flags/{set}/{key}/environments/{env}            | editor |
+//! | POST   | /flags/{set}/{key}/environments/{env}/toggle     | editor |
+//! | POST   | /flags/{set}/{key}/copy, /archive, /restore      | editor |
+//! | GET    | /audit                                           | viewer |
+//! | GET    | /export                                          | viewer |
+//! | POST   | /import                                          | editor |
+//! | GET, POST | /tokens                                       | admin  |
+//! | DELETE | /tokens/{name}                                   | admin  |
+//! | GET    | /openapi.json                                    | none   |
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
+use axum::{Extension, Router};
+use bytes::Bytes;
+use http::{HeaderValue, header};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, tokens};
+use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
+
+type Routes = OpenApiRouter<Arc<AdminState>>;
+
+/// The routes that need a token.
+fn authenticated() -> Routes {
+    OpenApiRouter::new()
+        .routes(routes!(environments::list, environments::create))
+        .routes(routes!(environments::read, environments::update))
+        .routes(routes!(flag_sets::list, flag_sets::create))
+        .routes(routes!(
+            flag_sets::read,
+            flag_sets::update,
+            flag_sets::delete
+        ))
+        .routes(routes!(segments::list))
+        .routes(routes!(segments::read, segments::put, segments::delete))
+        .routes(routes!(flags::list, flags::create))
+        .routes(routes!(flags::read, flags::update, flags::delete))
+        .routes(routes!(flags::configure))
+        .routes(routes!(flags::toggle))
+        .routes(routes!(flags::copy))
+        .routes(routes!(flags::archive))
+        .routes(routes!(flags::restore))
+        .routes(routes!(audit::list))
+        .routes(routes!(documents::export))
+        .routes(routes!(documents::import))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+}
+
+/// The routes anyone may call.
+fn public() -> Routes {
+    OpenApiRouter::new().routes(routes!(docs::document))
+}
+
+/// Every route under `/api/v1`, the authenticated ones wrapped by `guard`.
+fn assemble(
+    guard: impl FnOnce(Routes) -> Routes,
+) -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
+    let api = guard(authenticated()).merge(public());
+    OpenApiRouter::with_openapi(docs::Frame::openapi())
+        .nest("/api/v1", api)
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the admin API (as served at `/api/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    assemble(|routes| routes).1
+}
+
+/// The admin API: every route under `/api/v1`, authenticated (but
+/// `openapi.json`), with the body limit, the one error shape for unknown
+/// routes and methods, and `Cache-Control: no-store` on every answer.
+pub fn router(state: AdminState) -> Router {
+    let state = Arc::new(state);
+    let (router, document) = assemble(|routes| {
+        routes.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+    });
+    let document = serde_json::to_vec(&document).unwrap_or_else(|error| {
+        tracing::error!(%error, "the OpenAPI document does not serialize");
+        Vec::new()
+    });
+    router
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::no_method)
+        .layer(Extension(docs::Document(Arc::new(Bytes::from(document)))))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state)
+}
+
+/// Admin answers are per-caller and change with every write: never cached.
+async fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
