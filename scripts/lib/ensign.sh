@@ -3,9 +3,10 @@
 #
 #   ensign_build                      # cargo build -p ensign (debug unless ENSIGN_PROFILE=release)
 #   ensign_start FLAGS_FILE [ARGS...] # starts `ensign serve`, waits for /readyz
-#   ...  $ENSIGN_PORT $ENSIGN_MANAGEMENT_PORT $ENSIGN_SYNC_PORT $ENSIGN_OFREP_PORT $ENSIGN_LOG
-#                                     # (all four ports are passed to ensign; ARGS may
-#                                     #  override --sync-port / --ofrep-port)
+#   ...  $ENSIGN_PORT $ENSIGN_MANAGEMENT_PORT $ENSIGN_SYNC_PORT $ENSIGN_OFREP_PORT
+#        $ENSIGN_ADMIN_PORT $ENSIGN_LOG
+#                                     # (all five ports are passed to ensign; ARGS may
+#                                     #  override --sync-port / --ofrep-port / --admin-port)
 #   ensign_stop                       # SIGTERM, waits for exit (also runs on EXIT)
 #
 # Nothing listens beyond 127.0.0.1.
@@ -31,19 +32,22 @@ ensign_start() {
   ENSIGN_MANAGEMENT_PORT="$(ensign_free_port)"
   ENSIGN_SYNC_PORT="$(ensign_free_port)"
   ENSIGN_OFREP_PORT="$(ensign_free_port)"
+  ENSIGN_ADMIN_PORT="$(ensign_free_port)"
   ENSIGN_LOG="$(mktemp -t ensign-log.XXXXXX)"
-  export ENSIGN_PORT ENSIGN_MANAGEMENT_PORT ENSIGN_SYNC_PORT ENSIGN_OFREP_PORT ENSIGN_LOG
-  # The sync and OFREP ports are passed too, unless the caller chose its own
-  # (ensign refuses an option given twice).
-  local extra=() arg want_sync=1 want_ofrep=1
+  export ENSIGN_PORT ENSIGN_MANAGEMENT_PORT ENSIGN_SYNC_PORT ENSIGN_OFREP_PORT ENSIGN_ADMIN_PORT ENSIGN_LOG
+  # The sync, OFREP and admin ports are passed too, unless the caller chose its
+  # own (ensign refuses an option given twice).
+  local extra=() arg want_sync=1 want_ofrep=1 want_admin=1
   for arg in "$@"; do
     case "$arg" in
       -g | --sync-port | --sync-port=*) want_sync=0 ;;
       -r | --ofrep-port | --ofrep-port=*) want_ofrep=0 ;;
+      --admin-port | --admin-port=*) want_admin=0 ;;
     esac
   done
   if [[ $want_sync == 1 ]]; then extra+=(--sync-port "$ENSIGN_SYNC_PORT"); fi
   if [[ $want_ofrep == 1 ]]; then extra+=(--ofrep-port "$ENSIGN_OFREP_PORT"); fi
+  if [[ $want_admin == 1 ]]; then extra+=(--admin-port "$ENSIGN_ADMIN_PORT"); fi
   ENSIGN_DATA_DIR="$(mktemp -d -t ensign-data.XXXXXX)"
   export ENSIGN_DATA_DIR
   "$ENSIGN_BIN" serve --bind 127.0.0.1 --uri "file:$flags" \

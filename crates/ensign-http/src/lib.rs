@@ -87,6 +87,8 @@ pub async fn serve<S, B>(
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http2()
+        // Keep-alive pings need a timer; without one hyper panics per connection.
+        .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive_interval(http2.keep_alive_interval)
         .max_concurrent_streams(http2.max_concurrent_streams);
     let graceful = GracefulShutdown::new();

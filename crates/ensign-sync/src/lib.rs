@@ -28,6 +28,11 @@ use tonic::{Request, Response, Status};
 
 use payload::PayloadCache;
 
+/// How often the sync port pings idle HTTP/2 connections, to find dead
+/// clients of long-lived streams. Clients' own pings are never answered with
+/// GOAWAY (no ENHANCE_YOUR_CALM), whatever their keepalive settings.
+pub const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Settings of the sync service.
 #[derive(Debug, Clone, Default)]
 pub struct SyncConfig {

@@ -129,7 +129,11 @@ async fn start(config: SyncConfig) -> Server {
         listener,
         None,
         service.into_router(4 * 1024 * 1024),
-        ensign_http::Http2Settings::default(),
+        // As `ensign serve` runs the sync port.
+        ensign_http::Http2Settings {
+            keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
+            ..ensign_http::Http2Settings::default()
+        },
         shutdown.clone(),
         Duration::from_secs(2),
     ));

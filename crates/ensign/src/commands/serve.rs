@@ -364,9 +364,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         tls.clone(),
         sync.into_router(args.max_request_body),
         ensign_http::Http2Settings {
-            // Pings from the server find dead clients of long-lived streams;
-            // clients' own pings are never answered with GOAWAY.
-            keep_alive_interval: Some(Duration::from_secs(30)),
+            keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
             ..ensign_http::Http2Settings::default()
         },
         shutdown.clone(),
