@@ -27,6 +27,10 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Evaluate flags from a document, once or for a batch of cases.
     Eval(commands::eval::EvalArgs),
+    /// Import or export a running server's flags (admin API client).
+    Flags(commands::flags::FlagsArgs),
+    /// Create, list or revoke a running server's API tokens (admin API client).
+    Token(commands::token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +40,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Eval(args) => commands::eval::run(&args),
+        Command::Flags(args) => commands::flags::run(&args),
+        Command::Token(args) => commands::token::run(&args),
     };
     match result {
         Ok(code) => code,

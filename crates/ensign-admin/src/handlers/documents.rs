@@ -58,6 +58,7 @@ pub(crate) async fn import(
     };
     if writer.is_limited() {
         shared_segments_unchanged(&state, &flag_set, &document).await?;
+        existing_flags_only(&state, &flag_set, &document).await?;
     }
     let imported = state
         .storage
@@ -68,6 +69,44 @@ pub(crate) async fn import(
         flag_set,
         imported,
     }))
+}
+
+/// Creating a flag set or a flag reaches every environment, so a token
+/// limited to some environments may import only into flags that exist.
+async fn existing_flags_only(
+    state: &Shared,
+    flag_set: &str,
+    document: &Value,
+) -> Result<(), ApiError> {
+    let beyond = |what: String| {
+        ApiError::forbidden(format!(
+            "{what} does not exist; creating it reaches every environment, \
+             and this token may only change some"
+        ))
+    };
+    match state.storage.flag_set(flag_set).await {
+        Ok(_) => {}
+        Err(StorageError::NotFound(_)) => return Err(beyond(format!("flag set \"{flag_set}\""))),
+        Err(other) => return Err(other.into()),
+    }
+    let keys: Vec<&str> = match document.get("flags") {
+        Some(Value::Object(flags)) => flags.keys().map(String::as_str).collect(),
+        Some(Value::Array(flags)) => flags
+            .iter()
+            .filter_map(|flag| flag.get("key").and_then(Value::as_str))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for key in keys {
+        match state.storage.flag(flag_set, key).await {
+            Ok(_) => {}
+            Err(StorageError::NotFound(_)) => {
+                return Err(beyond(format!("flag \"{flag_set}/{key}\"")));
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Segments are shared by every environment, so a token limited to some

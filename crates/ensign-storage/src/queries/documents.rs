@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::flags::{NewFlag, definition};
+use super::flags::{FlagPatch, NewFlag, definition};
 use crate::Storage;
 use crate::error::{Result, StorageError};
 use crate::model::{Actor, FlagConfig, FlagStage};
@@ -115,13 +115,24 @@ impl Storage {
             let metadata: Map<String, Value> = original_metadata(document, flag.key());
             match self.flag(flag_set, flag.key()).await {
                 Ok(existing) => {
+                    let mut version = existing.version;
+                    if existing.metadata != metadata {
+                        let patch = FlagPatch {
+                            metadata: Some(metadata.clone()),
+                            ..FlagPatch::default()
+                        };
+                        let updated = self
+                            .update_flag(actor, flag_set, flag.key(), patch, Some(version))
+                            .await?;
+                        version = updated.version;
+                    }
                     self.set_flag_config(
                         actor,
                         flag_set,
                         flag.key(),
                         environment,
                         config,
-                        Some(existing.version),
+                        Some(version),
                     )
                     .await?;
                 }

@@ -1,8 +1,11 @@
 //! One module per subcommand, plus what they share.
 
+pub mod client;
 pub mod eval;
+pub mod flags;
 pub mod migrate;
 pub mod serve;
+pub mod token;
 pub mod validate;
 
 use std::time::{SystemTime, UNIX_EPOCH};
