@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every end-to-end suite against a live `ensign serve`: each SDK example's
 # e2e.sh (real OpenFeature providers as clients), then the flagd testbed's
-# @rpc scenarios. Each suite installs its own clients into its own folder.
-# Usage: scripts/e2e.sh [NAME...]   (names of sdk-examples folders; default all)
+# @rpc and @in-process scenarios. Each suite installs its own clients into its
+# own folder.
+# Usage: scripts/e2e.sh [NAME...]   (default all)
+#   NAME: a sdk-examples folder, or `testbed` (both modes), `testbed-rpc`,
+#   `testbed-in-process`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -11,7 +14,7 @@ if [[ ${#suites[@]} -eq 0 ]]; then
   for script in "$ROOT"/sdk-examples/*/e2e.sh; do
     suites+=("$(basename "$(dirname "$script")")")
   done
-  suites+=(testbed-rpc)
+  suites+=(testbed)
 fi
 
 (cd "$ROOT" && cargo build --quiet -p ensign)
@@ -20,8 +23,10 @@ failed=()
 for suite in "${suites[@]}"; do
   printf '\n==> e2e: %s\n' "$suite"
   started=$SECONDS
-  if [[ "$suite" == testbed-rpc ]]; then
-    command=(bash "$ROOT/scripts/testbed-rpc.sh")
+  if [[ "$suite" == testbed ]]; then
+    command=(bash "$ROOT/scripts/testbed.sh" all)
+  elif [[ "$suite" == testbed-rpc || "$suite" == testbed-in-process ]]; then
+    command=(bash "$ROOT/scripts/testbed.sh" "${suite#testbed-}")
   else
     command=(bash "$ROOT/sdk-examples/$suite/e2e.sh")
   fi

@@ -1,6 +1,7 @@
 """Binds every feature file of the flagd-testbed to the steps in steps.py.
 
-Which scenarios run is decided in conftest.py (@rpc, minus what cannot run here).
+Which scenarios run is decided in conftest.py (those tagged with the run's mode,
+@rpc or @in-process, minus what cannot run here).
 """
 
 from pytest_bdd import scenarios

@@ -1,8 +1,15 @@
-"""Step definitions for the flagd-testbed scenarios run in RPC mode.
+"""Step definitions for the flagd-testbed scenarios, in RPC and in-process mode.
 
 Every evaluation goes through the OpenFeature Python SDK and the real
-`openfeature-provider-flagd` (RPC resolver, i.e. `flagd.evaluation.v2.Service`
-over gRPC, EventStream for events) against `ensign serve`.
+`openfeature-provider-flagd` against `ensign serve`. The resolver is the run's
+mode (`--mode`):
+
+- `rpc`: `flagd.evaluation.v2.Service` over gRPC on the evaluation port,
+  EventStream for events; Ensign evaluates.
+- `in-process`: `flagd.sync.v1.FlagSyncService` (GetMetadata, then the
+  SyncFlags stream) on Ensign's sync port; the provider evaluates the synced
+  flags itself with flagd-core, merging the stream's `sync_context` into every
+  evaluation context.
 
 Step semantics follow the testbed's intent; where a step waits, the limits are
 those of the SDK harnesses (30 s for "... should have been executed" and
@@ -33,11 +40,16 @@ from launchpad import Launchpad, LaunchpadError, free_port
 
 EVENT_TIMEOUT_MS = 30_000
 PROVIDER_READY_TIMEOUT_S = 10.0
-DOMAIN = "testbed-rpc"
 
-# The option set the SDK harnesses give every provider (flagd-protocol.md §5).
+# Resolver mode (--mode) -> the provider's resolver type.
+RESOLVERS = {
+    "rpc": ResolverType.RPC,
+    "in-process": ResolverType.IN_PROCESS,
+}
+
+# The option set the SDK harnesses give every provider, in both modes
+# (flagd-protocol.md §5); the resolver type and port come from the mode.
 BASE_OPTIONS = {
-    "resolver_type": ResolverType.RPC,
     "host": "localhost",
     "deadline_ms": 1000,
     "stream_deadline_ms": 0,
@@ -120,6 +132,7 @@ class World:
     """State of one scenario."""
 
     launchpad: Launchpad
+    mode: str
     options: dict = field(default_factory=dict)
     client: OpenFeatureClient | None = None
     flag_type: str | None = None
@@ -173,7 +186,7 @@ def world(launchpad: Launchpad, request: pytest.FixtureRequest):
         launchpad.fractional = "v3"
     else:
         launchpad.fractional = request.config.getoption("fractional_neutral")
-    w = World(launchpad=launchpad)
+    w = World(launchpad=launchpad, mode=request.config.getoption("mode"))
     yield w
     # Scenario teardown: drop provider, handlers and any pending delayed restart.
     api.shutdown()
@@ -196,7 +209,8 @@ def option(world: World, name: str, type_name: str, value: str) -> None:
 @given(parsers.re(r"a (?P<name>\S+) flagd provider"))
 def flagd_provider(world: World, name: str) -> None:
     lp = world.launchpad
-    options = dict(BASE_OPTIONS, port=lp.port)
+    # RPC providers talk to the evaluation port, in-process ones to the sync port.
+    options = dict(BASE_OPTIONS, resolver_type=RESOLVERS[world.mode], port=lp.provider_port)
     wait_ready = True
     if name == "unavailable":
         # Nothing listens there: the provider must report an error.
@@ -210,8 +224,9 @@ def flagd_provider(world: World, name: str) -> None:
     else:
         raise NotImplementedError(f"no way to provide a {name!r} flagd provider here")
     options.update(world.options)
-    api.set_provider(FlagdProvider(**options), DOMAIN)
-    world.client = api.get_client(DOMAIN)
+    domain = f"testbed-{world.mode}"
+    api.set_provider(FlagdProvider(**options), domain)
+    world.client = api.get_client(domain)
     if wait_ready:
         deadline = time.monotonic() + PROVIDER_READY_TIMEOUT_S
         while world.client.get_provider_status() != ProviderStatus.READY:
@@ -242,7 +257,9 @@ def a_flag(world: World, type_name: str, key: str, default: str) -> None:
 def context_key(world: World, key: str, type_name: str, value: str) -> None:
     # A key "targetingKey" stays a plain attribute: the scenarios that use it pass
     # a non-string targeting key, which the SDK's targeting_key cannot hold; the
-    # provider writes the attributes over its `targetingKey` field.
+    # RPC provider writes the attributes over its `targetingKey` field. (In-process,
+    # flagd-core 2.x overwrites a `targetingKey` attribute with the SDK's targeting
+    # key; the in-process scenarios of this testbed never set one this way.)
     world.attributes[key] = convert_value(type_name, value)
 
 

@@ -7,9 +7,10 @@ change over HTTP. Here the same actions are plain method calls:
 - `start(config)`: (re)start Ensign with a testbed configuration (`default`,
   `ssl`, `metadata`, `sync-payload`), then wait for /readyz.
 - `restart(seconds)`: "the connection is lost for Ns". Stops Ensign with SIGTERM
-  (graceful shutdown: streams get provider_shutdown), and starts it again on the
-  same ports N seconds later *in the background*, returning at once, as the
-  launchpad's /restart does: scenarios evaluate while the server is away.
+  (graceful shutdown: event streams get provider_shutdown, sync streams end),
+  and starts it again on the same ports N seconds later *in the background*,
+  returning at once, as the launchpad's /restart does: scenarios evaluate while
+  the server is away.
 - `change()`: "the flag was modified". Toggles `changing-flag`'s defaultVariant
   foo <-> bar in `rawflags/changing-flag.json`, rewrites `flags/allFlags.json` in
   place (as the launchpad's file watcher does) and returns once Ensign serves the
@@ -52,8 +53,9 @@ CHANGING_FLAG_FILE = "rawflags/changing-flag.json"
 
 # launchpad/configs/*.json, translated to `ensign serve` arguments.
 # `sync-payload` differs from `default` only by `disable-sync-metadata`, which
-# concerns the sync API's GetMetadata (in-process providers; RPC providers never
-# call it); it is passed on when the binary offers the option.
+# makes the sync API's GetMetadata answer UNIMPLEMENTED (in-process providers
+# then rely on SyncFlags' `sync_context`; RPC providers never call it); it is
+# passed on when the binary offers the option.
 CONFIGS: dict[str, dict] = {
     "default": {"sources": [ALL_FLAGS, SELECTOR_FLAGS], "context": {"injectedmetadata": "set"}},
     "ssl": {"sources": [ALL_FLAGS, SELECTOR_FLAGS], "context": {"injectedmetadata": "set"}, "tls": True},
@@ -67,6 +69,8 @@ CONFIGS: dict[str, dict] = {
 EXTRA_PORT_OPTIONS = ("--sync-port", "--ofrep-port")
 
 START_BUDGET_S = 10.0
+# After /readyz: how long the provider's port may take to answer a gRPC call.
+CONNECT_BUDGET_S = 3.0
 STOP_BUDGET_S = 5.0
 CHANGE_BUDGET_S = 2.0
 
@@ -106,7 +110,7 @@ class LaunchpadError(RuntimeError):
 
 
 class Launchpad:
-    def __init__(self, binary: Path, testbed: Path, workdir: Path) -> None:
+    def __init__(self, binary: Path, testbed: Path, workdir: Path, mode: str = "rpc") -> None:
         self.binary = binary
         self.testbed = testbed
         self.workdir = workdir
@@ -114,6 +118,9 @@ class Launchpad:
         self.management_port = free_port()
         self.serve_options = self._serve_options()
         self.extra_ports = {opt: free_port() for opt in EXTRA_PORT_OPTIONS if opt in self.serve_options}
+        # The port the scenarios' provider talks to: the evaluation API (rpc) or
+        # the sync API (in-process).
+        self.provider_port = self.sync_port if mode == "in-process" else self.port
         # Generation used for the next start; set per scenario from its tags.
         self.fractional = "v3"
         self.config = "default"
@@ -197,6 +204,13 @@ class Launchpad:
         return d
 
     @property
+    def sync_port(self) -> int:
+        """Port of Ensign's flagd.sync.v1 listener (in-process providers)."""
+        if "--sync-port" not in self.extra_ports:
+            raise LaunchpadError(f"`{self.binary} serve` has no --sync-port option (no sync API to test)")
+        return self.extra_ports["--sync-port"]
+
+    @property
     def ca_cert(self) -> Path:
         return self.tls_dir() / "ca-cert.pem"
 
@@ -246,16 +260,59 @@ class Launchpad:
             try:
                 with urllib.request.urlopen(url, timeout=0.5) as r:
                     if r.status == 200:
+                        self._check_provider_port()
                         return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.02)
         raise LaunchpadError(f"ensign was not ready within {START_BUDGET_S} s:\n{self.log_tail()}")
 
+    def _grpc_channel(self, port: int) -> grpc.Channel:
+        target = f"localhost:{port}"
+        if CONFIGS[self.config].get("tls"):
+            return grpc.secure_channel(target, grpc.ssl_channel_credentials(self.ca_cert.read_bytes()))
+        return grpc.insecure_channel(target)
+
+    def _check_provider_port(self) -> None:
+        """Once ready, the provider's port must answer a gRPC call: a call to a
+        method no Ensign port serves (gRPC health), so any gRPC status but
+        UNAVAILABLE / DEADLINE_EXCEEDED (UNIMPLEMENTED, normally) shows that TCP,
+        TLS when configured, HTTP/2 and gRPC framing work, without exercising a
+        service the scenarios test. This turns a listener that drops every
+        connection into one clear start-up error instead of a provider that never
+        becomes READY. The port is bound by then: two attempts are enough."""
+        failure = ""
+        for attempt in range(2):
+            channel = self._grpc_channel(self.provider_port)
+            try:
+                call = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                           request_serializer=None, response_deserializer=None)
+                call(b"", timeout=CONNECT_BUDGET_S / 2)
+                return
+            except grpc.RpcError as e:
+                if e.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    return
+                failure = f"{e.code().name}: {e.details()}"
+            finally:
+                channel.close()
+            time.sleep(0.2)
+        raise LaunchpadError(
+            f"ensign is ready, but port {self.provider_port} (the provider's) does not answer gRPC "
+            f"({failure}):\n{self.log_tail()}")
+
     def log_tail(self, lines: int = 40) -> str:
+        """The end of the current Ensign log, after its first panic message if any
+        (a backtrace would otherwise push it out of the tail)."""
         if self.log_path is None or not self.log_path.exists():
             return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        all_lines = self.log_path.read_text(errors="replace").splitlines()
+        tail = "\n".join(all_lines[-lines:])
+        for i, line in enumerate(all_lines):
+            if "panicked at" in line:
+                panics = sum("panicked at" in l for l in all_lines)
+                first = "\n".join(all_lines[i:i + 2])
+                return f"[{panics} panic(s) in the log; the first:]\n{first}\n[log tail:]\n{tail}"
+        return tail
 
     def _stop_locked(self) -> None:
         proc, self.proc = self.proc, None
@@ -348,13 +405,13 @@ class Launchpad:
             f"of the file change (last answer: {last!r}):\n{self.log_tail()}")
 
     def probe_variant(self, flag_key: str) -> str | None:
-        """Plumbing only (the launchpad's "is it served" probe): the variant Ensign serves now."""
-        target = f"localhost:{self.port}"
-        if CONFIGS[self.config].get("tls"):
-            creds = grpc.ssl_channel_credentials(self.ca_cert.read_bytes())
-            channel = grpc.secure_channel(target, creds)
-        else:
-            channel = grpc.insecure_channel(target)
+        """Plumbing only (the launchpad's "is it served" probe): the variant Ensign serves now.
+
+        Asked over the evaluation API in both modes: it reads the store the sync
+        streams are fed from, so it tells when the file change has been taken
+        in; whether the SyncFlags stream then delivers it is the scenario's to
+        check (through the provider's change event)."""
+        channel = self._grpc_channel(self.port)
         try:
             stub = evaluation_pb2_grpc.ServiceStub(channel)
             r = stub.ResolveString(evaluation_pb2.ResolveStringRequest(flag_key=flag_key), timeout=1)

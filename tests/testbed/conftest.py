@@ -1,13 +1,15 @@
-"""flagd-testbed @rpc scenarios against `ensign serve` (see README.md).
+"""flagd-testbed scenarios against `ensign serve`, in one resolver mode per run (see README.md).
 
-Selection: scenarios tagged @rpc (feature, scenario or Examples tags). Of those,
-the ones that cannot run here are kept and reported as skipped with the reason
-(see SKIPS); everything not tagged @rpc is another resolver mode and is
-deselected.
+`--mode rpc|in-process` picks the provider's resolver and the scenarios: those
+tagged with the mode (@rpc or @in-process; feature, scenario or Examples tags).
+Of those, the ones that cannot run here are kept and reported as skipped with
+the reason (see SKIPS); everything not tagged with the mode belongs to another
+resolver mode and is deselected.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -17,12 +19,15 @@ from pathlib import Path
 import pytest
 from pytest_bdd.scenario import scenario_wrapper_template_registry
 
-from launchpad import Launchpad, default_ensign_binary, default_testbed_dir
+import summary
+from launchpad import Launchpad, LaunchpadError, default_ensign_binary, default_testbed_dir
 
 pytest_plugins = ["steps"]
 
-# (tag or feature file, reason). First match wins. Keep in step with README.md.
-SKIPS: list[tuple[str, str]] = [
+MODES = ("rpc", "in-process")
+
+# Per mode: (tag or feature file, reason). First match wins. Keep in step with README.md.
+_COMMON_SKIPS: list[tuple[str, str]] = [
     ("config.feature",
      "provider option defaults and parsing only; the scenarios never contact a server"),
     ("targetURI",
@@ -39,25 +44,42 @@ SKIPS: list[tuple[str, str]] = [
      "answers reason DEFAULT); excluded by every SDK harness"),
     ("fractional-v1",
      "legacy v1 bucketing (flagd <= 0.14); Ensign implements only v2 and v3 (docs/adr/0001)"),
-    ("sync",
-     "sync API scenarios (in-process providers); not part of the RPC suite"),
 ]
+SKIPS: dict[str, list[tuple[str, str]]] = {
+    "rpc": _COMMON_SKIPS + [
+        ("sync",
+         "sync API scenarios (in-process providers); not part of the RPC suite"),
+    ],
+    "in-process": _COMMON_SKIPS + [
+        ("fractional-v2",
+         "the in-process provider computes `fractional` itself with openfeature-flagd-core 2.x, "
+         "which buckets with v3; v2 vectors cannot come out of it whatever the server sends "
+         "(Ensign's v2 is checked in RPC mode)"),
+    ],
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("testbed-rpc")
+    g = parser.getgroup("testbed")
+    g.addoption("--mode", default="rpc", choices=MODES,
+                help="resolver mode of the provider, and which scenarios run (@rpc or @in-process)")
     g.addoption("--ensign-bin", default=str(default_ensign_binary()),
                 help="the ensign binary (default: target/debug/ensign of this repo)")
     g.addoption("--fractional-neutral", default="v3", choices=["v2", "v3"],
-                help="`--fractional` for scenarios tagged neither @fractional-v2 nor @fractional-v3")
+                help="`--fractional` for scenarios tagged neither @fractional-v2 nor @fractional-v3 "
+                     "(matters in RPC mode; in-process providers compute fractional themselves)")
     g.addoption("--keep-workdir", action="store_true",
                 help="keep the temporary working directory (flag files, certificates, ensign logs)")
+    g.addoption("--summary-json", default=None, metavar="PATH",
+                help="also write the per-feature counts, skips and failures to PATH (summary.py reads them)")
+    g.addoption("--run-label", default="",
+                help="a name for this run in the --summary-json output, e.g. `pass 2/2`")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config._testbed_features = {}  # nodeid -> feature file name
     config._testbed_scenarios = {}  # nodeid -> scenario name
-    config._testbed_not_rpc = defaultdict(int)  # feature -> deselected cases
+    config._testbed_other_mode = defaultdict(int)  # feature -> deselected cases
     config._testbed_results = defaultdict(lambda: defaultdict(int))
     config._testbed_skips = []  # (feature, nodeid, reason)
     config._testbed_failures = []  # (feature, nodeid)
@@ -75,17 +97,18 @@ def _feature_and_scenario(item: pytest.Item) -> tuple[str, str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mode = config.getoption("mode")
     keep, drop = [], []
     for item in items:
         tags = _tags(item)
         feature, scenario = _feature_and_scenario(item)
-        if "rpc" not in tags:
-            config._testbed_not_rpc[feature] += 1
+        if mode not in tags:
+            config._testbed_other_mode[feature] += 1
             drop.append(item)
             continue
         config._testbed_features[item.nodeid] = feature
         config._testbed_scenarios[item.nodeid] = scenario
-        for key, reason in SKIPS:
+        for key, reason in SKIPS[mode]:
             if key == feature or key in tags:
                 item.add_marker(pytest.mark.skip(reason=f"not runnable: {reason}"))
                 break
@@ -100,14 +123,19 @@ def launchpad(request: pytest.FixtureRequest):
     binary = Path(request.config.getoption("ensign_bin"))
     if not binary.is_file():
         pytest.exit(f"ensign binary not found: {binary} (cargo build -p ensign)", returncode=2)
-    workdir = Path(tempfile.mkdtemp(prefix="ensign-testbed-rpc-"))
-    lp = Launchpad(binary=binary, testbed=default_testbed_dir(), workdir=workdir)
+    workdir = Path(tempfile.mkdtemp(prefix=f"ensign-testbed-{request.config.getoption('mode')}-"))
+    try:
+        lp = Launchpad(binary=binary, testbed=default_testbed_dir(), workdir=workdir,
+                       mode=request.config.getoption("mode"))
+    except LaunchpadError as e:
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.exit(str(e), returncode=2)
     yield lp
     lp.close()
     if request.config.getoption("keep_workdir"):
         tr = request.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
-            tr.write_line(f"testbed-rpc: working directory kept: {workdir}")
+            tr.write_line(f"testbed: working directory kept: {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -116,7 +144,9 @@ def launchpad(request: pytest.FixtureRequest):
 def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed and "launchpad" in getattr(item, "funcargs", {}):
+    # A LaunchpadError's message carries the log tail already.
+    carries_log = call.excinfo is not None and call.excinfo.errisinstance(LaunchpadError)
+    if report.failed and not carries_log and "launchpad" in getattr(item, "funcargs", {}):
         lp: Launchpad = item.funcargs["launchpad"]
         report.sections.append(("ensign log (tail)", lp.log_tail(60)))
 
@@ -154,39 +184,32 @@ def _scenario_label(nodeid: str) -> str:
     return name if len(name) <= 140 else name[:137] + "..."
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
-    tr = terminalreporter
-    results = config._testbed_results
-    if not results:
-        return
+def _run_title(config: pytest.Config) -> str:
+    mode = config.getoption("mode")
+    if mode == "in-process":
+        return ("flagd-testbed @in-process against ensign serve (sync API; fractional is computed "
+                "by the provider's flagd-core 2.x, i.e. v3)")
     gen = config.getoption("fractional_neutral")
-    tr.section(f"flagd-testbed @rpc against ensign serve (untagged fractional scenarios: --fractional {gen})")
-    width = max(len(f) for f in results) + 2
-    tr.write_line(f"{'feature':<{width}}{'passed':>8}{'failed':>8}{'skipped':>9}")
-    total = defaultdict(int)
-    for feature in sorted(results):
-        r = results[feature]
-        tr.write_line(f"{feature:<{width}}{r['passed']:>8}{r['failed']:>8}{r['skipped']:>9}")
-        for k in ("passed", "failed", "skipped"):
-            total[k] += r[k]
-    tr.write_line(f"{'total':<{width}}{total['passed']:>8}{total['failed']:>8}{total['skipped']:>9}")
-    if config._testbed_skips:
-        tr.write_line("")
-        tr.write_line("skipped, with the reason (cases per scenario):")
-        by_reason: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
-        for feature, scenario, reason in config._testbed_skips:
-            by_reason[reason][(feature, scenario)] += 1
-        for reason, scenarios in by_reason.items():
-            tr.write_line(f"  - {reason.removeprefix('not runnable: ')}")
-            for (feature, scenario), n in scenarios.items():
-                tr.write_line(f"      {feature}: {scenario} ({n})")
-    not_rpc = {f: n for f, n in config._testbed_not_rpc.items() if n}
-    if not_rpc and config.getoption("markexpr", "") == "" and not config.getoption("keyword", ""):
-        tr.write_line("")
-        tr.write_line("not tagged @rpc (other resolver modes; deselected): " +
-                      ", ".join(f"{f} {n}" for f, n in sorted(not_rpc.items())))
-    if config._testbed_failures:
-        tr.write_line("")
-        tr.write_line("failed:")
-        for feature, nodeid in config._testbed_failures:
-            tr.write_line(f"  {feature}: {_scenario_label(nodeid)}")
+    return f"flagd-testbed @rpc against ensign serve (untagged fractional scenarios: --fractional {gen})"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    if not config._testbed_results:
+        return
+    narrowed = bool(config.getoption("markexpr", "") or config.getoption("keyword", ""))
+    run = summary.Run(
+        mode=config.getoption("mode"),
+        title=_run_title(config),
+        results={f: dict(r) for f, r in config._testbed_results.items()},
+        skips=[list(s) for s in config._testbed_skips],
+        failures=[[f, _scenario_label(n)] for f, n in config._testbed_failures],
+        other_mode={} if narrowed else {f: n for f, n in config._testbed_other_mode.items() if n},
+        label=config.getoption("run_label"),
+    )
+    tr = terminalreporter
+    tr.section(run.title)
+    for line in summary.render(run):
+        tr.write_line(line)
+    path = config.getoption("summary_json")
+    if path:
+        Path(path).write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
