@@ -9,12 +9,19 @@
 #                                     #  override --sync-port / --ofrep-port / --admin-port)
 #   ensign_stop                       # SIGTERM, waits for exit (also runs on EXIT)
 #
+# FLAGS_FILE may be "" to serve no file (only the database). By default each start
+# gets a SQLite database of its own; with ENSIGN_START_DATABASE_URL set (e.g. a
+# postgres:// URL) every start uses that database instead, so several replicas can
+# share it. ensign_start may be called more than once: the variables above then
+# describe the latest instance (save them in between), and ensign_stop stops all.
+#
 # Nothing listens beyond 127.0.0.1.
 
 ENSIGN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENSIGN_PROFILE="${ENSIGN_PROFILE:-debug}"
 ENSIGN_BIN="${ENSIGN_BIN:-$ENSIGN_ROOT/target/$ENSIGN_PROFILE/ensign}" # may be preset to run another build
 ENSIGN_PID=""
+ENSIGN_PIDS=()
 
 ensign_build() {
   local flag=""
@@ -50,10 +57,12 @@ ensign_start() {
   if [[ $want_admin == 1 ]]; then extra+=(--admin-port "$ENSIGN_ADMIN_PORT"); fi
   ENSIGN_DATA_DIR="$(mktemp -d -t ensign-data.XXXXXX)"
   export ENSIGN_DATA_DIR
-  "$ENSIGN_BIN" serve --bind 127.0.0.1 --uri "file:$flags" \
-    --database-url "sqlite://$ENSIGN_DATA_DIR/ensign.db" \
+  if [[ -n "$flags" ]]; then extra+=(--uri "file:$flags"); fi
+  "$ENSIGN_BIN" serve --bind 127.0.0.1 \
+    --database-url "${ENSIGN_START_DATABASE_URL:-sqlite://$ENSIGN_DATA_DIR/ensign.db}" \
     --port "$ENSIGN_PORT" --management-port "$ENSIGN_MANAGEMENT_PORT" "${extra[@]}" "$@" >"$ENSIGN_LOG" 2>&1 &
   ENSIGN_PID=$!
+  ENSIGN_PIDS+=("$ENSIGN_PID")
   trap ensign_stop EXIT
   for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$ENSIGN_MANAGEMENT_PORT/readyz" >/dev/null 2>&1; then
@@ -68,9 +77,13 @@ ensign_start() {
 }
 
 ensign_stop() {
-  if [[ -n "$ENSIGN_PID" ]] && kill -0 "$ENSIGN_PID" 2>/dev/null; then
-    kill -TERM "$ENSIGN_PID"
-    wait "$ENSIGN_PID" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "${ENSIGN_PIDS[@]}" $ENSIGN_PID; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   ENSIGN_PID=""
+  ENSIGN_PIDS=()
 }

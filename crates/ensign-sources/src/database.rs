@@ -7,7 +7,11 @@
 //! sets whose document changed are recompiled. After the listener reconnects,
 //! and every [`RESYNC_INTERVAL`] anyway, the whole environment is reloaded,
 //! so a missed notification is never a missed change. While the database is
-//! unreachable the last loaded flags keep serving.
+//! unreachable the last loaded flags keep serving: a failed load (or one
+//! without an answer within 10 s) is counted as a rejected update
+//! and retried every 500 ms. Losing the listener's connection starts such a
+//! load at once, so an outage is noticed, and its end picked up, without
+//! waiting for the listener to reconnect.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +21,9 @@ use ensign_engine::document::{Limits, load_value};
 use ensign_engine::{FlagDocument, Source};
 use ensign_storage::{Backend, CHANGES_CHANNEL, Change, Storage};
 use ensign_store::Store;
+use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The store slot the database fills.
@@ -28,6 +34,13 @@ pub const RESYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Retry delay after a failed load.
 const RETRY: Duration = Duration::from_millis(500);
+
+/// A load that takes longer failed (the database does not answer); it is
+/// retried like any other failed load.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long connecting the listener may take before it is tried again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Compiled documents by flag set, with the JSON they came from.
 #[derive(Default)]
@@ -53,16 +66,34 @@ pub async fn run_database_source(
     let mut local = storage.local_changes();
     let mut loaded = Loaded::default();
     let mut pending: Option<Option<Change>> = Some(None);
+    // Every load reads the whole environment, so the periodic resync is due
+    // RESYNC_INTERVAL after the last successful one, however many
+    // notifications (of other environments, say) arrive meanwhile.
+    let mut resync_at = Instant::now() + RESYNC_INTERVAL;
     loop {
-        if let Some(change) = pending.take()
-            && let Err(reason) =
-                reload(&storage, &environment, &store, &mut loaded, change.as_ref()).await
-        {
-            store.reject_update(DATABASE_SOURCE, &reason);
-            pending = Some(None);
-            tokio::select! {
+        if let Some(change) = pending.take() {
+            // Bounded, and abandoned at shutdown: a database that does not
+            // answer must neither stall this loop nor the server's exit.
+            // (`reload` changes `loaded` only after its last await.)
+            let loading = reload(&storage, &environment, &store, &mut loaded, change.as_ref());
+            let result = tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(RETRY) => continue,
+                result = tokio::time::timeout(LOAD_TIMEOUT, loading) => result.unwrap_or_else(|_| {
+                    Err(format!(
+                        "loading environment \"{environment}\": no answer within {LOAD_TIMEOUT:?}"
+                    ))
+                }),
+            };
+            match result {
+                Ok(()) => resync_at = Instant::now() + RESYNC_INTERVAL,
+                Err(reason) => {
+                    store.reject_update(DATABASE_SOURCE, &reason);
+                    pending = Some(None);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => continue,
+                    }
+                }
             }
         }
         tokio::select! {
@@ -77,7 +108,7 @@ pub async fn run_database_source(
                 Some(change) if !change.affects(&environment) => {}
                 change => pending = Some(change),
             },
-            () = tokio::time::sleep(RESYNC_INTERVAL) => pending = Some(None),
+            () = tokio::time::sleep_until(resync_at) => pending = Some(None),
         }
     }
 }
@@ -134,13 +165,23 @@ async fn reload(
     Ok(())
 }
 
-/// Forwards PostgreSQL notifications; `None` asks for a full reload (after a
-/// reconnect, notifications may have been missed).
+/// Forwards PostgreSQL notifications; `None` asks for a full reload: when the
+/// connection is lost (so that the loss is noticed and the reload retried
+/// until the database answers again), and once listening again (anything
+/// committed in between was not notified).
 async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: CancellationToken) {
     loop {
-        let mut listener = match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(listener) => listener,
-            Err(error) => {
+        let connected = tokio::select! {
+            () = shutdown.cancelled() => return,
+            connected = tokio::time::timeout(CONNECT_TIMEOUT, connect_listener(&url)) => connected,
+        };
+        let mut listener = match connected {
+            Ok(Ok(listener)) => listener,
+            failed => {
+                let error = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => format!("no answer within {CONNECT_TIMEOUT:?}"),
+                };
                 tracing::warn!(%error, "cannot listen for flag changes; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
@@ -148,10 +189,6 @@ async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: Can
                 }
             }
         };
-        if let Err(error) = listener.listen(CHANGES_CHANNEL).await {
-            tracing::warn!(%error, "LISTEN failed; retrying");
-            continue;
-        }
         // Anything committed while we were not listening is picked up here.
         if notify.send(None).await.is_err() {
             return;
@@ -161,23 +198,40 @@ async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: Can
                 () = shutdown.cancelled() => return,
                 next = listener.try_recv() => next,
             };
-            let message = match next {
-                Ok(Some(notification)) => Some(
-                    serde_json::from_str::<Change>(notification.payload()).unwrap_or(Change {
-                        environment: None,
-                        committed_at: 0,
-                    }),
-                ),
-                // The connection was lost and re-established.
-                Ok(None) => None,
-                Err(error) => {
-                    tracing::warn!(%error, "lost the change listener; reconnecting");
+            match next {
+                Ok(Some(notification)) => {
+                    let change =
+                        serde_json::from_str::<Change>(notification.payload()).unwrap_or(Change {
+                            environment: None,
+                            committed_at: 0,
+                        });
+                    if notify.send(Some(change)).await.is_err() {
+                        return;
+                    }
+                }
+                // The connection is gone (`Ok(None)`: closed; without eager
+                // reconnection `try_recv` returns at once instead of first
+                // retrying to connect for up to the pool's acquire timeout).
+                lost => {
+                    if let Err(error) = lost {
+                        tracing::warn!(%error, "lost the change listener; reconnecting");
+                    } else {
+                        tracing::warn!("lost the change listener; reconnecting");
+                    }
+                    if notify.send(None).await.is_err() {
+                        return;
+                    }
                     break;
                 }
-            };
-            if notify.send(message).await.is_err() {
-                return;
             }
         }
     }
+}
+
+/// A listener on [`CHANGES_CHANNEL`] that reports a lost connection at once.
+async fn connect_listener(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.eager_reconnect(false);
+    listener.listen(CHANGES_CHANNEL).await?;
+    Ok(listener)
 }
