@@ -24,6 +24,18 @@ mod gherkin;
 mod plan;
 mod steps;
 
+/// Prints past the test harness's output capture (which only intercepts the
+/// `print!` family), so `cargo test` always shows the conformance counts.
+macro_rules! report {
+    () => {
+        report!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -102,7 +114,7 @@ fn flagd_testbed_conformance() {
     let Some(testbed) = locate_testbed() else {
         return;
     };
-    println!("conformance: testbed at {}", testbed.display());
+    report!("conformance: testbed at {}", testbed.display());
     let fixtures = Fixtures::load(&testbed);
     let files = in_scope_files(&testbed);
 
@@ -165,7 +177,7 @@ fn locate_testbed() -> Option<PathBuf> {
     match lookup {
         Lookup::Found(path) => Some(path),
         Lookup::Skip(notice) => {
-            println!("{notice}");
+            report!("{notice}");
             None
         }
         Lookup::Fail(message) => panic!("{message}"),
@@ -311,8 +323,8 @@ fn print_report(
     totals: &[(FractionalGeneration, Total)],
     failures: &[Failure],
 ) {
-    println!();
-    println!(
+    report!();
+    report!(
         "conformance: provider-level files run with in-process/file semantics (the engine is what in-process providers embed)"
     );
     for (file, file_tallies) in files.iter().zip(tallies) {
@@ -328,17 +340,19 @@ fn print_report(
             if excluded > 0 {
                 line.push_str(&format!(", {excluded} excluded"));
             }
-            println!("{line}");
+            report!("{line}");
             for group in &tally.excluded {
-                println!(
+                report!(
                     "    excluded {} case(s): {} -- {}",
-                    group.cases, group.what, group.reason
+                    group.cases,
+                    group.what,
+                    group.reason
                 );
             }
         }
     }
 
-    println!();
+    report!();
     for path in feature_files(testbed, "gherkin") {
         if plan::PROVIDER_FILES.contains(&path.as_str()) {
             continue;
@@ -351,15 +365,15 @@ fn print_report(
             Ok((scenarios, cases)) => format!("{scenarios} scenarios, {cases} cases"),
             Err(error) => format!("could not be read: {error}"),
         };
-        println!(
+        report!(
             "conformance not run: {path} ({size}) -- {}",
             plan::out_of_scope_reason(&path)
         );
     }
 
-    println!();
+    report!();
     for (generation, total) in totals {
-        println!(
+        report!(
             "conformance total [{}]: {} passed, {} failed, {} excluded",
             generation_label(*generation),
             total.passed,
@@ -369,10 +383,10 @@ fn print_report(
     }
 
     if !failures.is_empty() {
-        println!();
-        println!("conformance failures:");
+        report!();
+        report!("conformance failures:");
         for failure in failures {
-            println!(
+            report!(
                 "  FAIL {} [{}] {}\n       step line {}: {}\n       {}",
                 failure.file,
                 generation_label(failure.generation),
