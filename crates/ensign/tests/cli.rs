@@ -920,3 +920,74 @@ fn imported_flags_evaluate_as_the_files_do() {
     assert_eq!(file_answer["metadata"]["flagSetId"], "own-flags");
     assert_eq!(file_answer["metadata"], imported_answer["metadata"]);
 }
+
+/// SIGTERM: open event streams get `provider_shutdown`, the process drains
+/// and exits with status 0.
+#[test]
+fn serve_shuts_down_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = dir.path().join("flags.json");
+    std::fs::write(
+        &flags,
+        json!({"flags": {"banner": {"state": "ENABLED", "variants": {"on": true}, "defaultVariant": "on"}}})
+            .to_string(),
+    )
+    .unwrap();
+    let uri = format!("file:{}", flags.display());
+    let mut server = Server::start(
+        dir.path(),
+        "shutdown",
+        &["--no-database".into(), "--uri".into(), uri],
+    );
+
+    // A Connect server-streaming EventStream over HTTP/1.1.
+    let mut stream = TcpStream::connect(("127.0.0.1", server.evaluation)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = b"\x00\x00\x00\x00\x02{}";
+    let request = format!(
+        "POST /flagd.evaluation.v1.Service/EventStream HTTP/1.1\r\nhost: localhost\r\n\
+         content-type: application/connect+json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut read_until = |received: &mut Vec<u8>, stream: &mut TcpStream, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(received).contains(needle) && Instant::now() < deadline {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+        String::from_utf8_lossy(received).contains(needle)
+    };
+    assert!(
+        read_until(&mut received, &mut stream, "provider_ready"),
+        "no provider_ready"
+    );
+
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    assert!(
+        read_until(&mut received, &mut stream, "provider_shutdown"),
+        "no provider_shutdown before the stream ended: {}",
+        String::from_utf8_lossy(&received)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ensign did not exit within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
+}
