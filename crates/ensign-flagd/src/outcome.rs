@@ -224,8 +224,14 @@ pub fn resolve_all(
 }
 
 fn count(state: &FlagdState, flag: Option<&str>, resolution: &Resolution<'_, &FlagValue>) {
-    state
-        .store
-        .metrics()
-        .count_evaluation(flag, resolution.variant, resolution.reason.as_str());
+    let flag_set = match resolution.metadata.get("flagSetId") {
+        Some(ensign_engine::MetadataValue::String(id)) => Some(id.as_str()),
+        _ => None,
+    };
+    state.store.record_evaluation(
+        flag.map(|key| (flag_set, key)),
+        resolution.variant,
+        resolution.reason.as_str(),
+        ensign_context::now(),
+    );
 }

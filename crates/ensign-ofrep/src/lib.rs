@@ -252,10 +252,11 @@ fn item(key: &str, resolution: &Resolution<'_, &FlagValue>) -> Result<Value, Fai
 }
 
 fn count(state: &OfrepState, flag: Option<&Flag>, resolution: &Resolution<'_, &FlagValue>) {
-    state.store.metrics().count_evaluation(
-        flag.map(Flag::key),
+    state.store.record_evaluation(
+        flag.map(|flag| (flag.flag_set_id(), flag.key())),
         resolution.variant,
         resolution.reason.as_str(),
+        ensign_context::now(),
     );
 }
 

@@ -42,6 +42,51 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting the listener may take before it is tried again.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often last-evaluated times are written to the database.
+pub const EVALUATION_FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Writes the last-evaluated times the store recorded since the previous
+/// flush (for flags of a flag set) to the database; `flushed` remembers what
+/// was written. Returns how many flags were updated.
+pub async fn flush_evaluations(
+    storage: &Storage,
+    store: &Store,
+    flushed: &mut HashMap<(String, String), i64>,
+) -> Result<usize, ensign_storage::StorageError> {
+    let fresh: Vec<(String, String, i64)> = store
+        .evaluated_flags()
+        .into_iter()
+        .filter_map(|(flag_set, key, at)| flag_set.map(|set| (set, key, at * 1000)))
+        .filter(|(set, key, at)| flushed.get(&(set.clone(), key.clone())) != Some(at))
+        .collect();
+    storage.record_evaluations(&fresh).await?;
+    for (set, key, at) in &fresh {
+        flushed.insert((set.clone(), key.clone()), *at);
+    }
+    Ok(fresh.len())
+}
+
+/// Flushes last-evaluated times every [`EVALUATION_FLUSH_INTERVAL`] and once
+/// more at shutdown (bounded), off the request path.
+async fn flush_periodically(storage: Storage, store: Arc<Store>, shutdown: CancellationToken) {
+    let mut flushed = HashMap::new();
+    loop {
+        let stopping = tokio::select! {
+            () = shutdown.cancelled() => true,
+            () = tokio::time::sleep(EVALUATION_FLUSH_INTERVAL) => false,
+        };
+        let flush = flush_evaluations(&storage, &store, &mut flushed);
+        match tokio::time::timeout(LOAD_TIMEOUT, flush).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not record last-evaluated times"),
+            Err(_) => tracing::warn!("recording last-evaluated times timed out"),
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
 /// Compiled documents by flag set, with the JSON they came from.
 #[derive(Default)]
 struct Loaded {
@@ -59,6 +104,11 @@ pub async fn run_database_source(
     store: Arc<Store>,
     shutdown: CancellationToken,
 ) {
+    tokio::spawn(flush_periodically(
+        storage.clone(),
+        Arc::clone(&store),
+        shutdown.clone(),
+    ));
     let (notify, mut notified) = mpsc::channel::<Option<Change>>(64);
     if storage.backend() == Backend::Postgres {
         tokio::spawn(listen(database_url, notify.clone(), shutdown.clone()));

@@ -17,6 +17,6 @@ pub mod database;
 pub mod file;
 pub mod spec;
 
-pub use database::{DATABASE_SOURCE, run_database_source};
+pub use database::{DATABASE_SOURCE, flush_evaluations, run_database_source};
 pub use file::run_file_source;
 pub use spec::{SourceKind, SourceSpec, SourceSpecError, UnsupportedKind};

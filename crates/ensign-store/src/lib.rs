@@ -10,12 +10,19 @@
 //! against the snapshot they saw last, so a slow subscriber skips intermediate
 //! versions but never misses a change.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use ensign_engine::{EvaluationOptions, FlagDocument, Snapshot, Source};
 use ensign_metrics::{Metrics, SourceLabels};
 use tokio::sync::watch;
+
+/// Last-evaluated times (unix seconds) per flag set and key, updated with one
+/// atomic store per evaluation and read by a periodic flush, never written to a
+/// database on the request path.
+type EvaluationMarks = HashMap<String, HashMap<String, AtomicI64>>;
 
 /// A snapshot as published, with its generation (1 for the first).
 #[derive(Debug, Clone)]
@@ -45,6 +52,8 @@ struct Writer {
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    /// When each flag was last evaluated, by flag set ("" for none) and key.
+    last_evaluated: ArcSwap<EvaluationMarks>,
     writer: Mutex<Writer>,
     options: EvaluationOptions,
     published: watch::Sender<Published>,
@@ -72,6 +81,7 @@ impl Store {
         });
         Store {
             current: ArcSwap::new(empty),
+            last_evaluated: ArcSwap::default(),
             writer: Mutex::new(Writer {
                 slots,
                 generation: 0,
@@ -149,6 +159,8 @@ impl Store {
         writer.generation += 1;
         let generation = writer.generation;
         self.current.store(Arc::clone(&snapshot));
+        self.last_evaluated
+            .store(Arc::new(self.carry_marks(&snapshot)));
         self.published.send_replace(Published {
             generation,
             snapshot,
@@ -162,6 +174,64 @@ impl Store {
             .inc();
         tracing::info!(source = name, generation, "flags updated");
         Some(generation)
+    }
+
+    /// Counts one evaluation in the metrics and marks the flag as evaluated at
+    /// `now` (unix seconds). `flag` is (flag set, key); `None` for unknown keys.
+    pub fn record_evaluation(
+        &self,
+        flag: Option<(Option<&str>, &str)>,
+        variant: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) {
+        self.metrics
+            .count_evaluation(flag.map(|(_, key)| key), variant, reason);
+        if let Some((flag_set, key)) = flag
+            && let Some(mark) = self
+                .last_evaluated
+                .load()
+                .get(flag_set.unwrap_or(""))
+                .and_then(|keys| keys.get(key))
+        {
+            mark.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Every flag evaluated since the store started: (flag set, key, unix seconds).
+    pub fn evaluated_flags(&self) -> Vec<(Option<String>, String, i64)> {
+        let marks = self.last_evaluated.load();
+        let mut seen = Vec::new();
+        for (flag_set, keys) in marks.iter() {
+            for (key, at) in keys {
+                let at = at.load(Ordering::Relaxed);
+                if at > 0 {
+                    let flag_set = (!flag_set.is_empty()).then(|| flag_set.clone());
+                    seen.push((flag_set, key.clone(), at));
+                }
+            }
+        }
+        seen
+    }
+
+    /// Marks for every flag of `snapshot`, keeping the times already recorded.
+    fn carry_marks(&self, snapshot: &Snapshot) -> EvaluationMarks {
+        let previous = self.last_evaluated.load();
+        let mut marks = EvaluationMarks::new();
+        for source in snapshot.sources() {
+            for flag in &source.document.flags {
+                let flag_set = flag.flag_set_id().unwrap_or("");
+                let at = previous
+                    .get(flag_set)
+                    .and_then(|keys| keys.get(flag.key()))
+                    .map_or(0, |at| at.load(Ordering::Relaxed));
+                marks
+                    .entry(flag_set.to_owned())
+                    .or_default()
+                    .insert(flag.key().to_owned(), AtomicI64::new(at));
+            }
+        }
+        marks
     }
 
     /// Records a rejected update of source `name`; the served flags stay as they are.
@@ -227,6 +297,25 @@ mod tests {
                 .metrics()
                 .render()
                 .contains("ensign_snapshot_generation 2")
+        );
+    }
+
+    #[test]
+    fn evaluations_are_marked_and_survive_republication() {
+        let store = Store::new(["only"], EvaluationOptions::default(), Arc::default());
+        store.replace_source("only", document("a"));
+        assert!(store.evaluated_flags().is_empty());
+        store.record_evaluation(Some((None, "f")), Some("a"), "STATIC", 1_700);
+        store.record_evaluation(Some((None, "unknown")), None, "ERROR", 1_800);
+        store.record_evaluation(None, None, "ERROR", 1_900);
+        assert_eq!(store.evaluated_flags(), vec![(None, "f".to_owned(), 1_700)]);
+        store.replace_source("only", document("b"));
+        assert_eq!(store.evaluated_flags(), vec![(None, "f".to_owned(), 1_700)]);
+        assert!(
+            store
+                .metrics()
+                .render()
+                .contains(r#"ensign_evaluations_total{flag="f",variant="a",reason="STATIC"} 1"#)
         );
     }
 
