@@ -644,6 +644,27 @@ fn same_metadata(a: &Metadata, b: &Metadata) -> bool {
 }
 
 impl Snapshot {
+    /// Whether any flag visible through `selector` differs from `previous`:
+    /// [`Snapshot::changes_since`] that stops at the first difference.
+    pub fn has_changes_since(&self, previous: &Snapshot, selector: Option<&Selector>) -> bool {
+        self.flags(selector)
+            .any(|flag| !self.unchanged(previous, selector, flag))
+            || previous
+                .flags(selector)
+                .any(|flag| self.get_selected(selector, flag.key()).is_none())
+    }
+
+    /// Whether `flag` (visible here) is visible and identical in `previous`.
+    fn unchanged(&self, previous: &Snapshot, selector: Option<&Selector>, flag: &Flag) -> bool {
+        let key = flag.key();
+        previous.get_selected(selector, key).is_some_and(|old| {
+            (std::ptr::eq(old, flag)
+                || (same_json_object(&old.definition, &flag.definition)
+                    && same_metadata(&old.metadata, &flag.metadata)))
+                && previous.source_of(selector, key) == self.source_of(selector, key)
+        })
+    }
+
     /// The flags visible through `selector` that differ between `previous` and
     /// this snapshot, by key (sorted).
     pub fn changes_since(
@@ -653,19 +674,10 @@ impl Snapshot {
     ) -> Vec<(String, FlagChange)> {
         let mut changes = Vec::new();
         for flag in self.flags(selector) {
-            let key = flag.key();
-            match previous.get_selected(selector, key) {
-                None => changes.push((key.to_owned(), FlagChange::Write)),
-                Some(old) => {
-                    let same_flag = std::ptr::eq(old, flag)
-                        || (same_json_object(&old.definition, &flag.definition)
-                            && same_metadata(&old.metadata, &flag.metadata));
-                    let same_source =
-                        previous.source_of(selector, key) == self.source_of(selector, key);
-                    if !(same_flag && same_source) {
-                        changes.push((key.to_owned(), FlagChange::Update));
-                    }
-                }
+            if previous.get_selected(selector, flag.key()).is_none() {
+                changes.push((flag.key().to_owned(), FlagChange::Write));
+            } else if !self.unchanged(previous, selector, flag) {
+                changes.push((flag.key().to_owned(), FlagChange::Update));
             }
         }
         for flag in previous.flags(selector) {
@@ -758,6 +770,8 @@ mod tests {
             ]
         );
         assert!(after.changes_since(&after, None).is_empty());
+        assert!(after.has_changes_since(&before, None));
+        assert!(!after.has_changes_since(&after, None));
         let written_differently = Snapshot::build(
             vec![source(
                 "s",

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use ensign_engine::Snapshot;
 use ensign_metrics::StreamLabels;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
@@ -76,7 +75,7 @@ pub async fn subscribe(
     tokio::spawn(async move {
         let _open = OpenStream(metrics);
         let mut updates = state.store.subscribe();
-        let mut seen: Arc<Snapshot> = Arc::clone(&updates.borrow_and_update().snapshot);
+        let mut seen = updates.borrow_and_update().clone();
         if sender
             .send(Ok(Bytes::from_static(b": connected\n\n")))
             .await
@@ -94,8 +93,8 @@ pub async fn subscribe(
                         return;
                     }
                     let published = updates.borrow_and_update().clone();
-                    let changed = !published.snapshot.changes_since(&seen, selector.as_ref()).is_empty();
-                    seen = Arc::clone(&published.snapshot);
+                    let changed = state.store.selection_changed(&seen, &published, selector.as_ref());
+                    seen = published.clone();
                     if !changed {
                         continue;
                     }

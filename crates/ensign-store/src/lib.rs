@@ -15,9 +15,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
-use ensign_engine::{EvaluationOptions, FlagDocument, Snapshot, Source};
+use ensign_engine::{EvaluationOptions, FlagDocument, Selector, Snapshot, Source};
 use ensign_metrics::{Metrics, SourceLabels};
 use tokio::sync::watch;
+
+/// Two publications (seen, current) and a selector.
+type SelectionPair = (u64, u64, Option<Selector>);
 
 /// Last-evaluated times (unix seconds) per flag set and key, updated with one
 /// atomic store per evaluation and read by a periodic flush, never written to a
@@ -52,6 +55,9 @@ struct Writer {
 #[derive(Debug)]
 pub struct Store {
     current: ArcSwap<Snapshot>,
+    /// Whether the flags a selector sees differ between two publications,
+    /// computed once for every subscriber of that selector.
+    selection_changes: Mutex<HashMap<SelectionPair, bool>>,
     /// When each flag was last evaluated, by flag set ("" for none) and key.
     last_evaluated: ArcSwap<EvaluationMarks>,
     writer: Mutex<Writer>,
@@ -81,6 +87,7 @@ impl Store {
         });
         Store {
             current: ArcSwap::new(empty),
+            selection_changes: Mutex::default(),
             last_evaluated: ArcSwap::default(),
             writer: Mutex::new(Writer {
                 slots,
@@ -174,6 +181,35 @@ impl Store {
             .inc();
         tracing::info!(source = name, generation, "flags updated");
         Some(generation)
+    }
+
+    /// Whether the flags `selector` sees differ between `seen` and `current`.
+    /// Streams ask this after every publication; the answer is computed once
+    /// per pair of publications and selector, however many streams ask.
+    pub fn selection_changed(
+        &self,
+        seen: &Published,
+        current: &Published,
+        selector: Option<&Selector>,
+    ) -> bool {
+        if seen.generation == current.generation {
+            return false;
+        }
+        let key = (seen.generation, current.generation, selector.cloned());
+        // Held while computing, so that concurrent askers wait for one answer.
+        let mut answers = self
+            .selection_changes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(changed) = answers.get(&key) {
+            return *changed;
+        }
+        let changed = current.snapshot.has_changes_since(&seen.snapshot, selector);
+        if answers.len() >= 1024 {
+            answers.clear();
+        }
+        answers.insert(key, changed);
+        changed
     }
 
     /// Counts one evaluation in the metrics and marks the flag as evaluated at
@@ -317,6 +353,29 @@ mod tests {
                 .render()
                 .contains(r#"ensign_evaluations_total{flag="f",variant="a",reason="STATIC"} 1"#)
         );
+    }
+
+    #[test]
+    fn selection_changes_are_answered_per_publication_pair() {
+        let store = Store::new(["only"], EvaluationOptions::default(), Arc::default());
+        store.replace_source("only", document("a"));
+        let first = store.latest();
+        store.replace_source("only", document("a"));
+        let same = store.latest();
+        store.replace_source("only", document("b"));
+        let changed = store.latest();
+        assert!(!store.selection_changed(&first, &first, None));
+        assert!(
+            !store.selection_changed(&first, &same, None),
+            "recompiled, same content"
+        );
+        assert!(store.selection_changed(&same, &changed, None));
+        assert!(
+            store.selection_changed(&same, &changed, None),
+            "asked twice, same answer"
+        );
+        let other = Selector::parse("flagSetId=other").expect("selector");
+        assert!(!store.selection_changed(&same, &changed, Some(&other)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod payload;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use ensign_engine::{Selector, Snapshot};
+use ensign_engine::Selector;
 use ensign_metrics::StreamLabels;
 use ensign_proto::convert::{Struct, json_to_struct};
 use ensign_proto::sync_v1::flag_sync_service_server::{FlagSyncService, FlagSyncServiceServer};
@@ -121,7 +121,7 @@ impl FlagSyncService for SyncService {
             let sync_context = service.sync_context();
             let mut updates = service.store.subscribe();
             let published = updates.borrow_and_update().clone();
-            let mut seen: Arc<Snapshot> = Arc::clone(&published.snapshot);
+            let mut seen = published.clone();
             let first = SyncFlagsResponse {
                 flag_configuration: service
                     .payloads
@@ -141,8 +141,8 @@ impl FlagSyncService for SyncService {
                             return;
                         }
                         let published = updates.borrow_and_update().clone();
-                        let changed = !published.snapshot.changes_since(&seen, selector.as_ref()).is_empty();
-                        seen = Arc::clone(&published.snapshot);
+                        let changed = service.store.selection_changed(&seen, &published, selector.as_ref());
+                        seen = published.clone();
                         if !changed {
                             continue;
                         }
