@@ -48,6 +48,17 @@ pub fn parse_selector(header: Option<&str>) -> Result<Option<Selector>, Selector
     }
 }
 
+/// The metadata flagd reflects back for a request's selector
+/// (`{"flagSetId": …}` or `{"source": …}`; empty without one).
+pub fn selector_metadata(selector: Option<&Selector>) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    if let Some(selector) = selector {
+        let (key, value) = selector.reflection();
+        metadata.insert(key.to_owned(), Value::from(value));
+    }
+    metadata
+}
+
 /// The current time in unix seconds, for `$flagd.timestamp`.
 pub fn now() -> i64 {
     SystemTime::now()

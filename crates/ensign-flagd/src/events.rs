@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use ensign_engine::{Selector, Snapshot};
-use ensign_metrics::StreamLabels;
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -31,28 +30,6 @@ impl Event {
     }
 }
 
-/// Keeps the open-streams gauge right however the stream ends.
-struct OpenStream(Arc<ensign_metrics::Metrics>);
-
-impl OpenStream {
-    fn new(metrics: Arc<ensign_metrics::Metrics>) -> Self {
-        metrics.open_streams.get_or_create(&labels()).inc();
-        OpenStream(metrics)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open_streams.get_or_create(&labels()).dec();
-    }
-}
-
-fn labels() -> StreamLabels {
-    StreamLabels {
-        kind: "event_stream".to_owned(),
-    }
-}
-
 /// Starts an event stream for `selector`; it ends when the receiver is dropped,
 /// at the server's stream deadline (with `DEADLINE_EXCEEDED`) or at shutdown
 /// (after `provider_shutdown`).
@@ -65,7 +42,7 @@ pub fn subscribe(
     let config = Arc::clone(&state.config);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
-        let _open = OpenStream::new(Arc::clone(store.metrics()));
+        let _open = store.metrics().open_stream("event_stream");
         let mut updates = store.subscribe();
         let mut seen: Arc<Snapshot> = Arc::clone(&updates.borrow_and_update().snapshot);
         if sender

@@ -113,15 +113,6 @@ pub fn parse_selector(header: Option<&str>) -> Result<Option<Selector>, ApiError
         .map_err(|e| ApiError::new(Code::InvalidArgument, e.to_string()))
 }
 
-fn reflected(selector: Option<&Selector>) -> Map<String, Value> {
-    let mut metadata = Map::new();
-    if let Some(selector) = selector {
-        let (key, value) = selector.reflection();
-        metadata.insert(key.to_owned(), Value::from(value));
-    }
-    metadata
-}
-
 fn with_flag_metadata(
     mut metadata: Map<String, Value>,
     resolution_metadata: &ensign_engine::Metadata,
@@ -149,7 +140,10 @@ pub fn resolve(
     if let Some(error) = &resolution.error {
         return Err(ApiError::from_evaluation(error.code, &error.message));
     }
-    let metadata = with_flag_metadata(reflected(selector), resolution.metadata);
+    let metadata = with_flag_metadata(
+        ensign_context::selector_metadata(selector),
+        resolution.metadata,
+    );
     let variant = resolution.variant.map(str::to_owned);
     match (resolution.value, version) {
         (Some(value), _) => Ok(Outcome {
@@ -220,7 +214,7 @@ pub fn resolve_all(
             metadata: with_flag_metadata(Map::new(), resolution.metadata),
         });
     }
-    (flags, reflected(selector))
+    (flags, ensign_context::selector_metadata(selector))
 }
 
 fn count(state: &FlagdState, flag: Option<&str>, resolution: &Resolution<'_, &FlagValue>) {

@@ -3,6 +3,7 @@
 //! Label values are bounded: flag labels come from configuration (unknown keys
 //! are counted under [`UNKNOWN_FLAG`]), methods and services from a fixed list.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -51,6 +52,24 @@ pub struct StreamLabels {
 pub struct SourceLabels {
     /// The source name (its URI).
     pub source: String,
+}
+
+/// An open stream, counted in `ensign_open_streams` while it lives.
+#[derive(Debug)]
+pub struct OpenStream {
+    metrics: Arc<Metrics>,
+    kind: &'static str,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.metrics
+            .open_streams
+            .get_or_create(&StreamLabels {
+                kind: self.kind.to_owned(),
+            })
+            .dec();
+    }
 }
 
 /// All of Ensign's metrics.
@@ -177,6 +196,20 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a stream of `kind` as open until the returned guard is dropped,
+    /// however the stream ends.
+    pub fn open_stream(self: &Arc<Self>, kind: &'static str) -> OpenStream {
+        self.open_streams
+            .get_or_create(&StreamLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+        OpenStream {
+            metrics: Arc::clone(self),
+            kind,
+        }
     }
 
     /// The registry in Prometheus text format.

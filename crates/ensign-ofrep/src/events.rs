@@ -3,13 +3,11 @@
 //! flags their selector sees, with comment lines to keep idle connections open.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use ensign_metrics::StreamLabels;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -36,20 +34,6 @@ pub fn encode_query(text: &str) -> String {
     out
 }
 
-struct OpenStream(Arc<ensign_metrics::Metrics>);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open_streams.get_or_create(&labels()).dec();
-    }
-}
-
-fn labels() -> StreamLabels {
-    StreamLabels {
-        kind: "sse".to_owned(),
-    }
-}
-
 /// Opens an event stream.
 pub async fn subscribe(
     State(state): State<OfrepState>,
@@ -70,10 +54,9 @@ pub async fn subscribe(
         }
     };
     let (sender, receiver) = mpsc::channel::<Result<Bytes, Infallible>>(8);
-    let metrics = Arc::clone(state.store.metrics());
-    metrics.open_streams.get_or_create(&labels()).inc();
+    let open = state.store.metrics().open_stream("sse");
     tokio::spawn(async move {
-        let _open = OpenStream(metrics);
+        let _open = open;
         let mut updates = state.store.subscribe();
         let mut seen = updates.borrow_and_update().clone();
         if sender

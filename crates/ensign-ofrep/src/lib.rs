@@ -206,15 +206,6 @@ async fn read_request(
     Ok((context, selector))
 }
 
-fn reflected(selector: Option<&Selector>) -> Map<String, Value> {
-    let mut metadata = Map::new();
-    if let Some(selector) = selector {
-        let (key, value) = selector.reflection();
-        metadata.insert(key.to_owned(), Value::from(value));
-    }
-    metadata
-}
-
 /// A success or failure item for `flag`'s resolution.
 fn item(key: &str, resolution: &Resolution<'_, &FlagValue>) -> Result<Value, Failure> {
     let metadata = Value::Object(ensign_engine::metadata::metadata_to_json(
@@ -289,7 +280,7 @@ async fn evaluate_flag(
     match item(&key, &resolution) {
         Ok(mut body) => {
             if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-                let mut merged = reflected(selector.as_ref());
+                let mut merged = ensign_context::selector_metadata(selector.as_ref());
                 merged.append(metadata);
                 *metadata = merged;
             }
@@ -346,7 +337,7 @@ async fn evaluate_all(State(state): State<OfrepState>, headers: HeaderMap, body:
     };
     let answer = json!({
         "flags": flags,
-        "metadata": reflected(selector.as_ref()),
+        "metadata": ensign_context::selector_metadata(selector.as_ref()),
         "eventStreams": [{
             "type": "sse",
             "endpoint": {"requestUri": stream_uri},

@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use ensign_engine::Selector;
-use ensign_metrics::StreamLabels;
 use ensign_proto::convert::{Struct, json_to_struct};
 use ensign_proto::sync_v1::flag_sync_service_server::{FlagSyncService, FlagSyncServiceServer};
 use ensign_proto::sync_v1::{
@@ -85,21 +84,6 @@ fn selector<T>(request: &Request<T>, body_selector: &str) -> Result<Option<Selec
         .map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
-/// Keeps the open-streams gauge right however the stream ends.
-struct OpenStream(Arc<ensign_metrics::Metrics>);
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open_streams.get_or_create(&sync_labels()).dec();
-    }
-}
-
-fn sync_labels() -> StreamLabels {
-    StreamLabels {
-        kind: "sync".to_owned(),
-    }
-}
-
 /// A stream of sync messages.
 pub type SyncStream = Pin<Box<dyn Stream<Item = Result<SyncFlagsResponse, Status>> + Send>>;
 
@@ -114,10 +98,9 @@ impl FlagSyncService for SyncService {
         let selector = selector(&request, &request.get_ref().selector)?;
         let (sender, receiver) = mpsc::channel(4);
         let service = self.clone();
-        let metrics = Arc::clone(self.store.metrics());
-        metrics.open_streams.get_or_create(&sync_labels()).inc();
+        let open = self.store.metrics().open_stream("sync");
         tokio::spawn(async move {
-            let _open = OpenStream(metrics);
+            let _open = open;
             let sync_context = service.sync_context();
             let mut updates = service.store.subscribe();
             let published = updates.borrow_and_update().clone();
