@@ -22,6 +22,13 @@
 //! | POST   | /import                                          | editor |
 //! | GET, POST | /tokens                                       | admin  |
 //! | DELETE | /tokens/{name}                                   | admin  |
+//! | GET, POST | /kill-switches                                | viewer / editor |
+//! | GET, PUT, DELETE | /kill-switches/{name}                  | viewer / editor |
+//! | GET    | /flags/{set}/{key}/kill-switch                   | viewer |
+//! | POST   | /flags/{set}/{key}/environments/{env}/kill-switch/restore | editor |
+//! | GET, POST | /integrations/alertmanager/receivers          | admin  |
+//! | DELETE | /integrations/alertmanager/receivers/{name}      | admin  |
+//! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -35,7 +42,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, tokens};
+use crate::handlers::{
+    alertmanager, audit, documents, environments, flag_sets, flags, kill_switch, segments, tokens,
+};
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;
@@ -65,11 +74,27 @@ fn authenticated() -> Routes {
         .routes(routes!(documents::import))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(kill_switch::list, kill_switch::create))
+        .routes(routes!(
+            kill_switch::read,
+            kill_switch::update,
+            kill_switch::delete
+        ))
+        .routes(routes!(kill_switch::flag_status))
+        .routes(routes!(kill_switch::restore))
+        .routes(routes!(
+            alertmanager::list_receivers,
+            alertmanager::create_receiver
+        ))
+        .routes(routes!(alertmanager::delete_receiver))
 }
 
-/// The routes anyone may call.
+/// The routes without an API token: the OpenAPI document, and the
+/// Alertmanager webhook (which checks its own secrets, never API tokens).
 fn public() -> Routes {
-    OpenApiRouter::new().routes(routes!(docs::document))
+    OpenApiRouter::new()
+        .routes(routes!(docs::document))
+        .routes(routes!(alertmanager::webhook))
 }
 
 /// Every route under `/api/v1`, the authenticated ones wrapped by `guard`.
