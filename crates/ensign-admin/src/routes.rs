@@ -37,9 +37,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handlers::{
-    audit, documents, environments, flag_sets, flags, segments, slos, tokens,
-};
+use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, slos, tokens};
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;

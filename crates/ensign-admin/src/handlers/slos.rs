@@ -281,7 +281,10 @@ pub(crate) async fn delete(
     if let Some(file) = state.slos.file(&name) {
         return Err(read_only(file));
     }
-    versioned(if_match, || state.storage.delete_slo(&actor, &name, if_match)).await?;
+    versioned(if_match, || {
+        state.storage.delete_slo(&actor, &name, if_match)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
