@@ -64,11 +64,7 @@ fn rules_of_the_example_spec() {
     );
     let rules: Value = serde_norway::from_str(&stdout).unwrap();
     let groups = rules["groups"].as_array().unwrap();
-    assert_eq!(
-        groups.len(),
-        5,
-        "two SLOs, the second without a ticket alert"
-    );
+    assert_eq!(groups.len(), 6, "three groups for each of the two SLOs");
     let alerts = alerts(&rules);
     let summary: Vec<(&str, &str)> = alerts
         .iter()
