@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites use, when missing: Chromium for
 # browser tests, protoc for the Rust SDK example (never for Ensign itself),
-# openssl for TLS test certificates, curl for readiness probes.
+# openssl for TLS test certificates, curl for readiness probes, Prometheus
+# (with promtool) for the SLO rule tests.
 set -euo pipefail
 
 declare -A needed=(
@@ -9,6 +10,7 @@ declare -A needed=(
   [protoc]="protobuf-compiler libprotobuf-dev"
   [openssl]=openssl
   [curl]=curl
+  [promtool]=prometheus
 )
 missing=()
 for command in "${!needed[@]}"; do

@@ -37,6 +37,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, ProblemBody};
         (name = "tokens", description = "API tokens (admin only)"),
         (name = "kill switch", description = "The SLO-linked kill switch: the Alertmanager webhook, \
             its receivers, bindings from alert labels to flag actions, per-flag status and restore"),
+        (name = "slos", description = "SLOs (Sloth prometheus/v1 specs) and their status from Prometheus"),
         (name = "meta", description = "This document"),
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode, ProblemBody))

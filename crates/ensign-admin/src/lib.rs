@@ -3,7 +3,8 @@
 //! copies between environments, archive and restore), API tokens, the audit
 //! log, import / export of flagd documents, and the SLO-linked kill switch
 //! (the Alertmanager webhook, receiver tokens, kill-switch bindings, per-flag
-//! kill-switch status and manual restore). The OpenAPI document is
+//! kill-switch status and manual restore), and SLOs with their status read
+//! from Prometheus. The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
 //!
@@ -30,7 +31,9 @@ pub mod error;
 mod extract;
 mod handlers;
 mod restorer;
+pub mod prometheus;
 mod routes;
+pub mod slos;
 pub mod wire;
 
 use std::fmt;
@@ -43,6 +46,7 @@ pub use auth::COMMENT_HEADER;
 pub use handlers::alertmanager::MAX_WEBHOOK_BODY;
 pub use restorer::{RESTORE_INTERVAL, run_due_restores};
 pub use routes::{openapi, router};
+pub use slos::{FileSlo, SloSettings};
 
 /// The largest request body accepted (flagd documents included), in bytes.
 pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
@@ -63,12 +67,14 @@ pub struct AdminState {
     pub default_environment: String,
     /// Where the kill switch's counters go.
     pub metrics: Arc<Metrics>,
+    /// SLOs from files, and where their status is read.
+    pub slos: Arc<SloSettings>,
 }
 
 impl AdminState {
     /// State over `storage`, with an optional bootstrap admin token, no
-    /// Alertmanager token, `production` as the default environment of alerts
-    /// and metrics of its own.
+    /// Alertmanager token, `production` as the default environment of alerts,
+    /// metrics of its own and no SLO files.
     pub fn new(storage: Storage, bootstrap_token: Option<String>) -> Self {
         AdminState {
             storage,
@@ -76,6 +82,7 @@ impl AdminState {
             alertmanager_token: None,
             default_environment: "production".to_owned(),
             metrics: Arc::new(Metrics::new()),
+            slos: Arc::default(),
         }
     }
 
@@ -96,6 +103,12 @@ impl AdminState {
         self.metrics = metrics;
         self
     }
+
+    /// The same state with SLO files and a Prometheus to read their status from.
+    pub fn with_slos(mut self, slos: SloSettings) -> Self {
+        self.slos = Arc::new(slos);
+        self
+    }
 }
 
 impl fmt::Debug for AdminState {
@@ -111,6 +124,7 @@ impl fmt::Debug for AdminState {
                 &self.alertmanager_token.as_ref().map(|_| "<redacted>"),
             )
             .field("default_environment", &self.default_environment)
+            .field("slos", &self.slos)
             .finish_non_exhaustive()
     }
 }

@@ -29,6 +29,8 @@
 //! | GET, POST | /integrations/alertmanager/receivers          | admin  |
 //! | DELETE | /integrations/alertmanager/receivers/{name}      | admin  |
 //! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
+//! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
+//! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -43,7 +45,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::handlers::{
-    alertmanager, audit, documents, environments, flag_sets, flags, kill_switch, segments, tokens,
+    alertmanager, audit, documents, environments, flag_sets, flags, kill_switch, segments, slos,
+    tokens,
 };
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
@@ -87,6 +90,9 @@ fn authenticated() -> Routes {
             alertmanager::create_receiver
         ))
         .routes(routes!(alertmanager::delete_receiver))
+        .routes(routes!(slos::list))
+        .routes(routes!(slos::read, slos::put, slos::delete))
+        .routes(routes!(slos::status))
 }
 
 /// The routes without an API token: the OpenAPI document, and the

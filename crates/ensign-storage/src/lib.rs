@@ -30,6 +30,7 @@ pub use queries::kill_switch::{
     ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
     KillAction, KillRecord, KillSwitchBinding, KillTarget, OnResolved, RestoreResult,
 };
+pub use queries::slos::StoredSlo;
 pub use queries::tokens::NewToken;
 
 /// The PostgreSQL channel replicas listen on.

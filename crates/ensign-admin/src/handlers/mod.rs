@@ -11,6 +11,7 @@ pub(crate) mod flag_sets;
 pub(crate) mod flags;
 pub(crate) mod kill_switch;
 pub(crate) mod segments;
+pub(crate) mod slos;
 pub(crate) mod tokens;
 
 use std::future::Future;

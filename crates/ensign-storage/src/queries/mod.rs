@@ -8,6 +8,7 @@ pub mod flag_sets;
 pub mod flags;
 pub mod kill_switch;
 pub mod segments;
+pub mod slos;
 pub mod tokens;
 
 use serde_json::Value;
