@@ -277,7 +277,7 @@ pub enum ActionOutcome {
     Kept,
     /// Resolved; the flag is restored after the cool-down.
     RestoreScheduled,
-    /// Resolved; a dry-run record was closed.
+    /// Resolved; a dry-run record (or one a human closed already) is closed.
     Closed,
     /// No binding matches and the alert names no flag.
     NoMatch,
@@ -1029,9 +1029,8 @@ impl Storage {
         let environment =
             label("ensign_environment").unwrap_or_else(|| default_environment.to_owned());
         let action = label("ensign_action").unwrap_or_else(|| "disable".to_owned());
-        let error = |flag_set: Option<String>, message: String| {
+        let error = |message: String| {
             Step::Refuse(AlertAction {
-                flag_set,
                 flag: Some(flag.to_owned()),
                 environment: Some(environment.clone()),
                 action: Some(action.clone()),
@@ -1048,7 +1047,6 @@ impl Storage {
             Some(Some(on_resolved)) => on_resolved,
             Some(None) => {
                 return Ok(error(
-                    None,
                     "ensign_on_resolved must be keep or restore".to_owned(),
                 ));
             }
@@ -1057,10 +1055,9 @@ impl Storage {
             None => 300,
             Some(Ok(seconds)) if (0..=MAX_COOLDOWN_SECONDS).contains(&seconds) => seconds,
             Some(_) => {
-                return Ok(error(
-                    None,
-                    format!("ensign_cooldown_seconds must be 0 to {MAX_COOLDOWN_SECONDS}"),
-                ));
+                return Ok(error(format!(
+                    "ensign_cooldown_seconds must be 0 to {MAX_COOLDOWN_SECONDS}"
+                )));
             }
         };
         let flag_set = match label("ensign_flag_set") {
@@ -1069,15 +1066,12 @@ impl Storage {
                 let sets = self.flag_sets_with(flag).await?;
                 match sets.as_slice() {
                     [only] => only.clone(),
-                    [] => return Ok(error(None, format!("no flag set has a flag \"{flag}\""))),
+                    [] => return Ok(error(format!("no flag set has a flag \"{flag}\""))),
                     _ => {
-                        return Ok(error(
-                            None,
-                            format!(
-                                "the flag sets {} all have a flag \"{flag}\": name one with ensign_flag_set",
-                                sets.join(", ")
-                            ),
-                        ));
+                        return Ok(error(format!(
+                            "the flag sets {} all have a flag \"{flag}\": name one with ensign_flag_set",
+                            sets.join(", ")
+                        )));
                     }
                 }
             }
