@@ -1111,3 +1111,113 @@ fn serve_shuts_down_gracefully_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
 }
+
+/// The kill switch end to end in one `ensign serve`: an Alertmanager
+/// notification with `--alertmanager-token` disables a flag and OFREP serves
+/// it disabled; the resolution restores it through the restore loop (cool-down
+/// 0); `/metrics` counts the webhook calls, the actions and the kill's
+/// latency.
+#[test]
+fn serve_kills_and_restores_a_flag_on_alertmanager_notifications() {
+    const ALERTMANAGER: &str = "alertmanager-secret-for-cli-tests";
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
+    let server = Server::start(
+        dir.path(),
+        "kill-switch",
+        &[
+            "--database-url".into(),
+            database,
+            "--alertmanager-token".into(),
+            ALERTMANAGER.into(),
+        ],
+    );
+    let admin = server.admin.unwrap();
+    let bearer = format!("Bearer {BOOTSTRAP}");
+    let send = |path: &str, authorization: &str, body: &Value| {
+        let (status, bytes) = try_http(
+            admin,
+            "POST",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", authorization),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .unwrap_or_else(|| panic!("nothing answers POST {path}"));
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        )
+    };
+    let (status, _) = send(
+        "/api/v1/flag-sets",
+        &bearer,
+        &json!({"key": "shop", "name": "Shop"}),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = send(
+        "/api/v1/flags",
+        &bearer,
+        &json!({"flagSet": "shop", "key": "checkout", "state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let served = || {
+        post_json(
+            server.ofrep,
+            "/ofrep/v1/evaluate/flags/checkout",
+            &json!({"context": {}}),
+        )
+        .1
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = served();
+            if done(&answer) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: still {answer}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("served enabled", &|a| a["value"] == true);
+
+    let notification = |status: &str| {
+        json!({"version": "4", "status": status, "receiver": "ensign", "groupKey": "{}", "alerts": [{
+            "status": status, "fingerprint": "c0ffee", "startsAt": "2026-11-29T18:00:00Z",
+            "labels": {"alertname": "CheckoutBurn", "ensign_flag": "checkout",
+                "ensign_on_resolved": "restore", "ensign_cooldown_seconds": "0"}}]})
+    };
+    let webhook = "/api/v1/integrations/alertmanager";
+    // The admin token is not the webhook's.
+    let (status, _) = send(webhook, &bearer, &notification("firing"));
+    assert_eq!(status, 401);
+    let am = format!("Bearer {ALERTMANAGER}");
+    let (status, body) = send(webhook, &am, &notification("firing"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["actions"][0]["outcome"], "applied", "{body}");
+    wait_for("served disabled", &|a| a["value"] != true);
+
+    let (status, body) = send(webhook, &am, &notification("resolved"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["actions"][0]["outcome"], "restore_scheduled", "{body}");
+    wait_for("restored", &|a| a["value"] == true);
+
+    let (status, metrics) = try_http(server.management, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "ensign_killswitch_webhook_requests_total{outcome=\"ok\"} 2",
+        "ensign_killswitch_webhook_requests_total{outcome=\"unauthorized\"} 1",
+        "ensign_killswitch_actions_total{action=\"disable\",outcome=\"applied\"} 1",
+        "ensign_killswitch_actions_total{action=\"restore\",outcome=\"restored\"} 1",
+        // The kill was observed; the restore (a cool-down later) is not an
+        // alert's latency.
+        "ensign_killswitch_propagation_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}

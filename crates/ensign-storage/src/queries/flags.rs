@@ -230,8 +230,7 @@ const FLAG_COLUMNS: &str = "f.id, f.key, fs.key AS flag_set, f.description, f.ow
      f.expires_at, f.metadata, f.version, f.last_evaluated_at";
 
 impl Storage {
-    /// The segment rules of `flag_set`, as a flagd `$evaluators` object.
-    pub(crate) async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
+    async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
         Ok(self
             .segments(flag_set)
             .await?
