@@ -1,0 +1,97 @@
+// A small structural JSON diff for audit entries: objects are compared member
+// by member, arrays and scalars as a whole, and the result is rendered as the
+// list of changed JSON Pointers with "old → new".
+
+import { h } from './dom.js';
+
+/** Escapes one JSON Pointer segment (RFC 6901). */
+export function escapeSegment(key) {
+  return String(key).replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** True when two JSON values are equal. */
+export function jsonEqual(a, b) {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]));
+  }
+  if (isObject(a) && isObject(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length
+      && keys.every((k) => Object.prototype.hasOwnProperty.call(b, k) && jsonEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/**
+ * The changes between `before` and `after`: `[{path, before, after}]`, where
+ * an absent `before` means added and an absent `after` removed.
+ */
+export function diffJson(before, after, path = '', changes = []) {
+  if (jsonEqual(before, after)) return changes;
+  if (!isObject(before) || !isObject(after)) {
+    const change = { path };
+    if (before !== undefined) change.before = before;
+    if (after !== undefined) change.after = after;
+    changes.push(change);
+    return changes;
+  }
+  for (const key of Object.keys(before)) {
+    diffJson(before[key], after[key], `${path}/${escapeSegment(key)}`, changes);
+  }
+  for (const key of Object.keys(after)) {
+    if (!Object.prototype.hasOwnProperty.call(before, key)) {
+      diffJson(undefined, after[key], `${path}/${escapeSegment(key)}`, changes);
+    }
+  }
+  return changes;
+}
+
+/** Paths that only carry bookkeeping and would make every diff noisy. */
+const QUIET_PATHS = /(^|\/)version$/;
+
+function show(value) {
+  const text = JSON.stringify(value);
+  return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+function el(tag, className, text) {
+  return h(tag, { class: className }, text);
+}
+
+/**
+ * A `<dl>` listing what changed between `before` and `after` (or the
+ * precomputed `changes` of an audit entry), one row per JSON Pointer.
+ */
+export function renderDiff({ before, after, changes } = {}) {
+  const list = changes && changes.length ? changes : diffJson(before, after);
+  const shown = list.filter((c) => !QUIET_PATHS.test(c.path));
+  const root = el('dl', 'diff');
+  if (!shown.length) {
+    if (before === undefined || before === null) {
+      root.append(el('dt', 'diff-path', 'created'), el('dd', 'diff-values', show(after)));
+    } else if (after === undefined || after === null) {
+      root.append(el('dt', 'diff-path', 'deleted'), el('dd', 'diff-values', show(before)));
+    } else {
+      root.append(el('dt', 'diff-path', 'no visible change'));
+    }
+    return root;
+  }
+  for (const change of shown) {
+    root.append(el('dt', 'diff-path', change.path || '(whole)'));
+    const values = el('dd', 'diff-values');
+    const hasBefore = change.before !== undefined && change.before !== null;
+    const hasAfter = change.after !== undefined && change.after !== null;
+    if (hasBefore) values.append(el('del', 'diff-old', show(change.before)));
+    else values.append(el('span', 'diff-note', 'added'));
+    values.append(el('span', 'diff-arrow', ' → '));
+    if (hasAfter) values.append(el('ins', 'diff-new', show(change.after)));
+    else values.append(el('span', 'diff-note', 'removed'));
+    root.append(values);
+  }
+  return root;
+}
