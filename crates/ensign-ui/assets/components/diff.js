@@ -64,28 +64,30 @@ function el(tag, className, text) {
 }
 
 /**
- * A `<dl>` listing what changed between `before` and `after` (or the
- * precomputed `changes` of an audit entry), one row per JSON Pointer.
+ * What changed between `before` and `after` (or the precomputed `changes` of
+ * an audit entry): a `<dl>` with one row per JSON Pointer, "old → new". A
+ * creation or deletion shows the whole snapshot, folded.
  */
 export function renderDiff({ before, after, changes } = {}) {
+  const absent = (value) => value === undefined || value === null;
+  if (absent(before) !== absent(after)) {
+    const created = absent(before);
+    return h('details', { class: 'diff-snapshot' },
+      h('summary', {}, created ? 'Created with these settings' : 'Deleted; it had these settings'),
+      h('pre', {}, JSON.stringify(created ? after : before, null, 2)));
+  }
   const list = changes && changes.length ? changes : diffJson(before, after);
   const shown = list.filter((c) => !QUIET_PATHS.test(c.path));
   const root = el('dl', 'diff');
   if (!shown.length) {
-    if (before === undefined || before === null) {
-      root.append(el('dt', 'diff-path', 'created'), el('dd', 'diff-values', show(after)));
-    } else if (after === undefined || after === null) {
-      root.append(el('dt', 'diff-path', 'deleted'), el('dd', 'diff-values', show(before)));
-    } else {
-      root.append(el('dt', 'diff-path', 'no visible change'));
-    }
+    root.append(el('dt', 'diff-path', 'no visible change'));
     return root;
   }
   for (const change of shown) {
     root.append(el('dt', 'diff-path', change.path || '(whole)'));
     const values = el('dd', 'diff-values');
-    const hasBefore = change.before !== undefined && change.before !== null;
-    const hasAfter = change.after !== undefined && change.after !== null;
+    const hasBefore = change.before !== undefined;
+    const hasAfter = change.after !== undefined;
     if (hasBefore) values.append(el('del', 'diff-old', show(change.before)));
     else values.append(el('span', 'diff-note', 'added'));
     values.append(el('span', 'diff-arrow', ' → '));

@@ -262,12 +262,12 @@ export function ruleEditor(container, options = {}) {
   let view = 'structured';
   let validateRun = 0;
 
-  const structuredTab = el('btn', {
-    type: 'btn', role: 'tab', id: `${id}-tab-structured`, 'aria-controls': `${id}-structured`,
+  const structuredTab = el('button', {
+    type: 'button', role: 'tab', id: `${id}-tab-structured`, 'aria-controls': `${id}-structured`,
     class: 'rule-tab', text: 'Rules', onclick: () => show('structured'),
   });
-  const rawTab = el('btn', {
-    type: 'btn', role: 'tab', id: `${id}-tab-raw`, 'aria-controls': `${id}-raw`,
+  const rawTab = el('button', {
+    type: 'button', role: 'tab', id: `${id}-tab-raw`, 'aria-controls': `${id}-raw`,
     class: 'rule-tab', text: 'JsonLogic', onclick: () => show('raw'),
   });
   const tabs = el('div', { role: 'tablist', class: 'rule-tabs', 'aria-label': 'Rule view' },
@@ -389,17 +389,18 @@ export function ruleEditor(container, options = {}) {
     if (!model) {
       structured.replaceChildren(el('div', { class: 'notice rule-notice', role: 'note' },
         el('p', { text: 'This rule is edited as JsonLogic: it uses operators or a shape the structured editor cannot show without changing it.' }),
-        el('btn', {
-          type: 'btn', class: 'btn', text: 'Open the JsonLogic editor', onclick: () => { show('raw'); textarea.focus(); },
-        }),
-        el('btn', {
-          type: 'btn', class: 'btn btn-ghost', text: 'Start over with an empty rule',
-          dataset: { focus: 'reset' },
-          onclick: () => {
-            model = mode === 'condition' ? { join: 'and', clauses: [] } : { rules: [], otherwise: { type: 'default' } };
-            commit({ rerender: true });
-          },
-        })));
+        el('div', { class: 'actions' },
+          el('button', {
+            type: 'button', class: 'btn', text: 'Open the JsonLogic editor', onclick: () => { show('raw'); textarea.focus(); },
+          }),
+          el('button', {
+            type: 'button', class: 'btn btn-ghost', text: 'Start over with an empty rule',
+            dataset: { focus: 'reset' },
+            onclick: () => {
+              model = mode === 'condition' ? { join: 'and', clauses: [] } : { rules: [], otherwise: { type: 'default' } };
+              commit({ rerender: true });
+            },
+          }))));
     } else if (mode === 'condition') {
       structured.replaceChildren(conditionEditor(model, 'c', 'Audience'));
     } else {
@@ -418,19 +419,19 @@ export function ruleEditor(container, options = {}) {
       const header = el('div', { class: 'rule-header' },
         el('h4', { text: `Rule ${index + 1}` }),
         el('div', { class: 'rule-actions' },
-          el('btn', {
-            type: 'btn', class: 'btn btn-small', text: 'Up', disabled: index === 0,
+          el('button', {
+            type: 'button', class: 'btn btn-small', text: 'Up', disabled: index === 0,
             'aria-label': `Move rule ${index + 1} up`, dataset: { focus: `${prefix}-up` },
             onclick: () => { swap(index, index - 1); },
           }),
-          el('btn', {
-            type: 'btn', class: 'btn btn-small', text: 'Down',
+          el('button', {
+            type: 'button', class: 'btn btn-small', text: 'Down',
             disabled: index === model.rules.length - 1,
             'aria-label': `Move rule ${index + 1} down`, dataset: { focus: `${prefix}-down` },
             onclick: () => { swap(index, index + 1); },
           }),
-          el('btn', {
-            type: 'btn', class: 'btn btn-small btn-danger', text: 'Remove',
+          el('button', {
+            type: 'button', class: 'btn btn-small btn-danger', text: 'Remove',
             'aria-label': `Remove rule ${index + 1}`, dataset: { focus: `${prefix}-remove` },
             onclick: () => { model.rules.splice(index, 1); commit({ rerender: true }); },
           })));
@@ -438,8 +439,8 @@ export function ruleEditor(container, options = {}) {
         conditionEditor(rule.condition, prefix, `Rule ${index + 1}`),
         serveEditor(rule.serve, prefix, `Rule ${index + 1}: serve`)));
     });
-    const addRule = el('btn', {
-      type: 'btn', class: 'btn', text: '+ Add rule', dataset: { focus: 'add-rule' },
+    const addRule = el('button', {
+      type: 'button', class: 'btn', text: '+ Add rule', dataset: { focus: 'add-rule' },
       onclick: () => {
         model.rules.push({
           condition: { join: 'and', clauses: [{ type: 'attr', attr: '', op: '==', value: '', valueType: 'text' }] },
@@ -480,16 +481,16 @@ export function ruleEditor(container, options = {}) {
       box.append(clauseEditor(condition, clause, index, `${prefix}-c${index}`, label));
     });
     box.append(el('div', { class: 'rule-add' },
-      el('btn', {
-        type: 'btn', class: 'btn btn-small', text: '+ Attribute condition',
+      el('button', {
+        type: 'button', class: 'btn btn-small', text: '+ Attribute condition',
         dataset: { focus: `${prefix}-add-attr` },
         onclick: () => {
           condition.clauses.push({ type: 'attr', attr: '', op: '==', value: '', valueType: 'text' });
           commit({ rerender: true });
         },
       }),
-      el('btn', {
-        type: 'btn', class: 'btn btn-small', text: '+ Segment',
+      el('button', {
+        type: 'button', class: 'btn btn-small', text: '+ Segment',
         dataset: { focus: `${prefix}-add-segment` },
         onclick: () => {
           condition.clauses.push({ type: 'segment', segment: segments[0] || '' });
@@ -502,8 +503,8 @@ export function ruleEditor(container, options = {}) {
   function clauseEditor(condition, clause, index, prefix, label) {
     const name = `${label}, condition ${index + 1}`;
     const row = el('div', { class: 'rule-clause' });
-    const remove = el('btn', {
-      type: 'btn', class: 'btn btn-small btn-ghost', text: '✕',
+    const remove = el('button', {
+      type: 'button', class: 'btn btn-small btn-ghost', text: '✕',
       'aria-label': `Remove ${name}`, title: 'Remove this condition', dataset: { focus: `${prefix}-remove` },
       onclick: () => { condition.clauses.splice(index, 1); commit({ rerender: true }); },
     });
@@ -689,8 +690,8 @@ export function ruleEditor(container, options = {}) {
           },
           onchange: () => renderStructured(),
         }),
-        serve.buckets.length > 1 ? el('btn', {
-          type: 'btn', class: 'btn btn-small btn-ghost', text: '✕',
+        serve.buckets.length > 1 ? el('button', {
+          type: 'button', class: 'btn btn-small btn-ghost', text: '✕',
           'aria-label': `Remove ${name}`, dataset: { focus: `${prefix}-b${index}-remove` },
           onclick: () => { serve.buckets.splice(index, 1); commit({ rerender: true }); },
         }) : null));
@@ -699,8 +700,8 @@ export function ruleEditor(container, options = {}) {
     const bucketById = `${id}-${prefix}-bucket-by`;
     box.append(shares, table,
       el('div', { class: 'rule-add' },
-        el('btn', {
-          type: 'btn', class: 'btn btn-small', text: '+ Variant in split',
+        el('button', {
+          type: 'button', class: 'btn btn-small', text: '+ Variant in split',
           dataset: { focus: `${prefix}-add-bucket` },
           onclick: () => {
             serve.buckets.push({ variant: unused || variants[0] || '', weight: 0 });

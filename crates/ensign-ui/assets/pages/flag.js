@@ -108,10 +108,9 @@ export async function render(root, params, ctx) {
   const killPanel = el('section', { class: 'card card-pad flag-kill', 'aria-labelledby': 'flag-kill-title' });
   const auditPanel = el('section', { class: 'card flag-audit', 'aria-labelledby': 'flag-audit-title' });
   root.classList.add('flag-page');
-  root.replaceChildren(header, envTabs,
-    el('div', { class: 'split flag-grid' },
-      el('div', { class: 'stack flag-main' }, configPanel, auditPanel),
-      el('div', { class: 'stack flag-side' }, testPanel, killPanel)));
+  root.replaceChildren(header, envTabs, configPanel,
+    el('div', { class: 'flag-panels' }, testPanel, killPanel),
+    auditPanel);
 
   // -- header and lifecycle ---------------------------------------------------
 
@@ -157,13 +156,13 @@ export async function render(root, params, ctx) {
     const expired = flag.expiresAt && flag.expiresAt < Date.now();
     header.replaceChildren(
       el('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' },
-        el('a', { href: '#/flags', text: 'Flags' }), el('span', { 'aria-hidden': 'true', text: ' / ' }),
-        el('span', { text: set }), el('span', { 'aria-hidden': 'true', text: ' / ' }),
+        el('a', { href: '#/flags', text: 'Flags' }), el('span', { 'aria-hidden': 'true', text: '/' }),
+        el('span', { text: set }), el('span', { 'aria-hidden': 'true', text: '/' }),
         el('span', { 'aria-current': 'page', class: 'mono', text: key })),
       el('header', { class: 'page-head' },
         el('div', {},
           el('div', { class: 'flag-title' },
-            el('h1', { tabindex: '-1', class: 'mono', text: key }),
+            el('h1', { tabindex: '-1', class: 'flag-key', text: key }),
             badge(flag.kind),
             badge(flag.stage, STAGE_TONES[flag.stage] ?? ''),
             expired ? badge('expired', 'danger') : null),
