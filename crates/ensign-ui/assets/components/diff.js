@@ -1,6 +1,6 @@
 // A small structural JSON diff for audit entries: objects are compared member
-// by member, arrays and scalars as a whole, and the result is rendered as the
-// list of changed JSON Pointers with "old → new".
+// by member, arrays of the same length item by item, anything else as a
+// whole; the result is rendered as the changed JSON Pointers, "old → new".
 
 import { h } from './dom.js';
 
@@ -33,6 +33,10 @@ export function jsonEqual(a, b) {
  */
 export function diffJson(before, after, path = '', changes = []) {
   if (jsonEqual(before, after)) return changes;
+  if (Array.isArray(before) && Array.isArray(after) && before.length === after.length) {
+    before.forEach((item, index) => diffJson(item, after[index], `${path}/${index}`, changes));
+    return changes;
+  }
   if (!isObject(before) || !isObject(after)) {
     const change = { path };
     if (before !== undefined) change.before = before;
@@ -76,7 +80,8 @@ export function renderDiff({ before, after, changes } = {}) {
       h('summary', {}, created ? 'Created with these settings' : 'Deleted; it had these settings'),
       h('pre', {}, JSON.stringify(created ? after : before, null, 2)));
   }
-  const list = changes && changes.length ? changes : diffJson(before, after);
+  // The finer client-side diff when both snapshots are there.
+  const list = absent(before) ? changes || [] : diffJson(before, after);
   const shown = list.filter((c) => !QUIET_PATHS.test(c.path));
   const root = el('dl', 'diff');
   if (!shown.length) {

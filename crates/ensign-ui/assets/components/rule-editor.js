@@ -12,6 +12,11 @@
 // starts with, ends with, semver and number comparisons) and segments
 // (`$ref`).
 //
+// `validate(value)` (optional) is called, debounced, after each change and
+// resolves to the server's problems (`[{pointer, message, severity}]`, or
+// `{problems}`), or null when it cannot tell; they are shown under the rule.
+// `onChange(value)` sees every change.
+//
 // The structured view only takes a rule it can write back exactly: a rule is
 // parsed into the model, written back, and compared with the original; when
 // they differ, the structured view says the rule is edited as JsonLogic
