@@ -1,6 +1,8 @@
 // A small structural JSON diff for audit entries: objects are compared member
 // by member, arrays of the same length item by item, anything else as a
 // whole; the result is rendered as the changed JSON Pointers, "old → new".
+// Also JSON equality and JSON text for people (short values on one line),
+// which the rule editor shares.
 
 import { h } from './dom.js';
 
@@ -55,11 +57,33 @@ export function diffJson(before, after, path = '', changes = []) {
   return changes;
 }
 
+/** The longest JSON kept on one line by formatJson. */
+const JSON_LINE = 72;
+
+/** JSON on one line with a space after each comma and colon. */
+function oneLine(value) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(oneLine).join(', ')}]`;
+  return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${oneLine(v)}`).join(', ')}}`;
+}
+
+/** JSON text for people: a value whose one-line form is short stays on one line. */
+export function formatJson(value, indent = '') {
+  const line = oneLine(value);
+  if (value === null || typeof value !== 'object' || line.length <= JSON_LINE - indent.length) return line;
+  const inner = `${indent}  `;
+  const items = Array.isArray(value)
+    ? value.map((item) => inner + formatJson(item, inner))
+    : Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${formatJson(v, inner)}`);
+  const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
+  return `${open}\n${items.join(',\n')}\n${indent}${close}`;
+}
+
 /** Paths that only carry bookkeeping and would make every diff noisy. */
 const QUIET_PATHS = /(^|\/)version$/;
 
 function show(value) {
-  const text = JSON.stringify(value);
+  const text = oneLine(value);
   return text.length > 160 ? `${text.slice(0, 157)}…` : text;
 }
 
@@ -78,7 +102,7 @@ export function renderDiff({ before, after, changes } = {}) {
     const created = absent(before);
     return h('details', { class: 'diff-snapshot' },
       h('summary', {}, created ? 'Created with these settings' : 'Deleted; it had these settings'),
-      h('pre', {}, JSON.stringify(created ? after : before, null, 2)));
+      h('pre', {}, formatJson(created ? after : before)));
   }
   // The finer client-side diff when both snapshots are there.
   const list = absent(before) ? changes || [] : diffJson(before, after);

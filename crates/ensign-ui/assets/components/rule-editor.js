@@ -22,7 +22,7 @@
 // they differ, the structured view says the rule is edited as JsonLogic
 // instead of rewriting it.
 
-import { jsonEqual } from './diff.js';
+import { jsonEqual, formatJson } from './diff.js';
 import { h, debounce } from './dom.js';
 
 /** Operators offered for attribute clauses, with how they are written. */
@@ -47,6 +47,10 @@ const OPERATORS = [
 ];
 const OPERATOR = Object.fromEntries(OPERATORS.map((o) => [o.id, o]));
 const SEMVER_OPS = new Set(['=', '!=', '<', '<=', '>', '>=', '^', '~']);
+
+/** The JsonLogic view grows with its text between these heights (lines). */
+const MIN_ROWS = 6;
+const MAX_ROWS = 28;
 
 /** How long typing pauses before the rule is validated by the server. */
 const VALIDATE_DELAY_MS = 400;
@@ -289,7 +293,7 @@ export function ruleEditor(container, options = {}) {
     class: 'rule-structured',
   });
   const textarea = el('textarea', {
-    id: `${id}-json`, class: 'rule-json', rows: '14', spellcheck: 'false',
+    id: `${id}-json`, class: 'rule-json', spellcheck: 'false',
     'aria-describedby': `${id}-json-status`, autocomplete: 'off',
   });
   const status = el('div', { id: `${id}-json-status`, class: 'rule-status', 'aria-live': 'polite' });
@@ -314,7 +318,13 @@ export function ruleEditor(container, options = {}) {
   }
 
   function writeText() {
-    textarea.value = value === null ? '' : JSON.stringify(value, null, 2);
+    textarea.value = value === null ? '' : formatJson(value);
+    fitText();
+  }
+
+  function fitText() {
+    const lines = textarea.value.split('\n').length + 1;
+    textarea.rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, lines));
   }
 
   function renderStatus() {
@@ -362,6 +372,7 @@ export function ruleEditor(container, options = {}) {
   }
 
   textarea.addEventListener('input', () => {
+    fitText();
     const text = textarea.value.trim();
     if (text === '') {
       value = null;

@@ -82,12 +82,11 @@ export async function render(root, params, ctx) {
   }
   let segments = [];
   try {
-    const answer = await api.get(api.path`/flag-sets/${set}/segments`);
-    segments = (Array.isArray(answer) ? answer : answer.items || []).map((s) => s.key);
+    segments = (await api.get(api.path`/flag-sets/${set}/segments`)).map((s) => s.key);
   } catch {
     segments = [];
   }
-  const environments = (Array.isArray(environmentList) ? environmentList : environmentList.items || [])
+  const environments = environmentList
     .map((e) => e.key)
     .filter((e) => flag.environments[e]);
   for (const e of Object.keys(flag.environments)) if (!environments.includes(e)) environments.push(e);
