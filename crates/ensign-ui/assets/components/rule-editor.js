@@ -339,11 +339,11 @@ export function ruleEditor(container, options = {}) {
   }
 
   /** The model changed: write the JsonLogic, tell the owner, validate. */
-  function commit({ rerender = false } = {}) {
+  function commit({ rerender = false, focus = null } = {}) {
     value = fromModel(mode, model);
     syntaxError = null;
     writeText();
-    if (rerender) renderStructured();
+    if (rerender) renderStructured(focus);
     changed();
   }
 
@@ -400,8 +400,9 @@ export function ruleEditor(container, options = {}) {
     return active && structured.contains(active) ? active.dataset.focus : null;
   }
 
-  function renderStructured() {
-    const key = focusKey();
+  /** Redraws the structured view; focus goes to `focus` (a data-focus key) or stays. */
+  function renderStructured(focus = null) {
+    const key = focus ?? focusKey();
     if (!model) {
       structured.replaceChildren(el('div', { class: 'notice rule-notice', role: 'note' },
         el('p', { text: 'This rule is edited as JsonLogic: it uses operators or a shape the structured editor cannot show without changing it.' }),
@@ -449,7 +450,7 @@ export function ruleEditor(container, options = {}) {
           el('button', {
             type: 'button', class: 'btn btn-small btn-danger', text: 'Remove',
             'aria-label': `Remove rule ${index + 1}`, dataset: { focus: `${prefix}-remove` },
-            onclick: () => { model.rules.splice(index, 1); commit({ rerender: true }); },
+            onclick: () => { model.rules.splice(index, 1); commit({ rerender: true, focus: 'add-rule' }); },
           })));
       list.append(el('li', { class: 'rule-card' }, header,
         conditionEditor(rule.condition, prefix, `Rule ${index + 1}`),
@@ -462,9 +463,7 @@ export function ruleEditor(container, options = {}) {
           condition: { join: 'and', clauses: [{ type: 'attr', attr: '', op: '==', value: '', valueType: 'text' }] },
           serve: variants.length ? { type: 'variant', variant: variants[0] } : { type: 'default' },
         });
-        commit({ rerender: true });
-        const inputs = structured.querySelectorAll('.rule-card:last-child input');
-        if (inputs.length) inputs[0].focus();
+        commit({ rerender: true, focus: `r${model.rules.length - 1}-c0-attr` });
       },
     });
     const otherwise = el('div', { class: 'rule-card rule-otherwise' },
@@ -494,7 +493,7 @@ export function ruleEditor(container, options = {}) {
       box.append(el('p', { class: 'rule-if', text: 'If' }));
     }
     condition.clauses.forEach((clause, index) => {
-      box.append(clauseEditor(condition, clause, index, `${prefix}-c${index}`, label));
+      box.append(clauseEditor(condition, clause, index, prefix, label));
     });
     box.append(el('div', { class: 'rule-add' },
       el('button', {
@@ -502,7 +501,7 @@ export function ruleEditor(container, options = {}) {
         dataset: { focus: `${prefix}-add-attr` },
         onclick: () => {
           condition.clauses.push({ type: 'attr', attr: '', op: '==', value: '', valueType: 'text' });
-          commit({ rerender: true });
+          commit({ rerender: true, focus: `${prefix}-c${condition.clauses.length - 1}-attr` });
         },
       }),
       el('button', {
@@ -510,19 +509,20 @@ export function ruleEditor(container, options = {}) {
         dataset: { focus: `${prefix}-add-segment` },
         onclick: () => {
           condition.clauses.push({ type: 'segment', segment: segments[0] || '' });
-          commit({ rerender: true });
+          commit({ rerender: true, focus: `${prefix}-c${condition.clauses.length - 1}-segment` });
         },
       })));
     return box;
   }
 
-  function clauseEditor(condition, clause, index, prefix, label) {
+  function clauseEditor(condition, clause, index, condPrefix, label) {
+    const prefix = `${condPrefix}-c${index}`;
     const name = `${label}, condition ${index + 1}`;
     const row = el('div', { class: 'rule-clause' });
     const remove = el('button', {
       type: 'button', class: 'btn btn-small btn-ghost', text: '✕',
       'aria-label': `Remove ${name}`, title: 'Remove this condition', dataset: { focus: `${prefix}-remove` },
-      onclick: () => { condition.clauses.splice(index, 1); commit({ rerender: true }); },
+      onclick: () => { condition.clauses.splice(index, 1); commit({ rerender: true, focus: `${condPrefix}-add-attr` }); },
     });
     if (clause.type === 'segment') {
       const options = segments.includes(clause.segment) || !clause.segment
@@ -709,7 +709,7 @@ export function ruleEditor(container, options = {}) {
         serve.buckets.length > 1 ? el('button', {
           type: 'button', class: 'btn btn-small btn-ghost', text: '✕',
           'aria-label': `Remove ${name}`, dataset: { focus: `${prefix}-b${index}-remove` },
-          onclick: () => { serve.buckets.splice(index, 1); commit({ rerender: true }); },
+          onclick: () => { serve.buckets.splice(index, 1); commit({ rerender: true, focus: `${prefix}-add-bucket` }); },
         }) : null));
     });
     const unused = variants.find((v) => !serve.buckets.some((b) => b.variant === v));
@@ -721,7 +721,7 @@ export function ruleEditor(container, options = {}) {
           dataset: { focus: `${prefix}-add-bucket` },
           onclick: () => {
             serve.buckets.push({ variant: unused || variants[0] || '', weight: 0 });
-            commit({ rerender: true });
+            commit({ rerender: true, focus: `${prefix}-b${serve.buckets.length - 1}-weight` });
           },
         })),
       el('div', { class: 'rule-bucket-by' },
