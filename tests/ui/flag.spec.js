@@ -182,6 +182,10 @@ test('a stale write is reported with a reload option and does not overwrite', as
 
 test('screenshots of the flag page, light and dark', async ({ page, request }) => {
   test.skip(process.env.UPDATE_SCREENSHOTS !== '1', 'UPDATE_SCREENSHOTS=1 writes the screenshots');
+  const segment = await request.put(`${ADMIN}/api/v1/flag-sets/${FLAG_SET}/segments/beta-testers`, {
+    headers: AUTH, data: { description: 'People who opted into betas', rule: { in: [{ var: 'email' }, ['ana@example.com', 'li@example.com']] } },
+  });
+  expect([200, 201, 409]).toContain(segment.status());
   const current = await readFlag(request);
   const configured = await request.put(`${FLAG_URL}/environments/production`, {
     headers: { ...AUTH, 'If-Match': `"${current.version}"` },
@@ -192,7 +196,7 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
       targeting: {
         if: [
           { and: [{ in: [{ var: 'country' }, ['DE', 'FR', 'NL']] }, { sem_ver: [{ var: 'appVersion' }, '>=', '4.2.0'] }] }, 'on',
-          { ends_with: [{ var: 'email' }, '@example.com'] }, 'on',
+          { or: [{ $ref: 'beta-testers' }, { ends_with: [{ var: 'email' }, '@example.com'] }] }, 'on',
           { fractional: [['on', 25], ['off', 75]] },
         ],
       },
@@ -201,7 +205,6 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
   });
   expect(configured.status()).toBe(200);
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.setViewportSize({ width: 1280, height: 1800 });
   await signIn(page);
   for (const theme of ['light', 'dark']) {
     await page.evaluate((t) => localStorage.setItem('ensign-theme', t), theme);
@@ -210,6 +213,10 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
     await page.getByRole('button', { name: 'Evaluate' }).click();
     await expect(page.locator('.test-result dl')).toBeVisible();
     await page.locator('h1').blur();
-    await page.screenshot({ path: path.join(SCREENSHOTS, `flag-${theme}.png`), fullPage: true });
+    // A viewport as tall as the page, so the sticky navigation is drawn once, at the top.
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: 1280, height });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `flag-${theme}.png`) });
+    await page.setViewportSize({ width: 1280, height: 1000 });
   }
 });
