@@ -258,7 +258,8 @@ function names(list) {
 /**
  * Mounts a rule editor in `container`. Returns `{getValue, setValue,
  * setVariants, setSegments, setProblems}`. `getValue()` throws an Error
- * (with `pointer`) while the JsonLogic text is not valid JSON.
+ * (with `problems`: the rule's pointer and why) while the JsonLogic text is
+ * not valid JSON.
  */
 export function ruleEditor(container, options = {}) {
   const mode = options.mode === 'condition' ? 'condition' : 'targeting';
@@ -747,7 +748,7 @@ export function ruleEditor(container, options = {}) {
     getValue() {
       if (syntaxError) {
         const error = new Error(syntaxError);
-        error.pointer = mode === 'condition' ? '/rule' : '/targeting';
+        error.problems = [{ path: mode === 'condition' ? '/rule' : '/targeting', message: syntaxError }];
         throw error;
       }
       return value;

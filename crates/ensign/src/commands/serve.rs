@@ -298,7 +298,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let (Some(storage), Some(listener)) = (&storage, admin_listener) {
         // The bootstrap admin token comes only from the environment, never a flag.
         let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
-        let admin = ensign_admin::router(ensign_admin::AdminState::new(storage.clone(), bootstrap));
+        // The web UI shares the admin port: its assets at `/`, the API under `/api/v1`.
+        let admin = ensign_admin::router(ensign_admin::AdminState::new(storage.clone(), bootstrap))
+            .merge(ensign_ui::router());
         tasks.spawn(ensign_http::serve(
             listener,
             None,

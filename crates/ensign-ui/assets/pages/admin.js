@@ -1,0 +1,7 @@
+// Being built.
+
+import { pageHeader } from "../components/dom.js";
+
+export async function render(root) {
+  root.append(pageHeader("admin"));
+}
