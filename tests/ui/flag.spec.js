@@ -36,7 +36,7 @@ async function ofrep(request, targetingKey) {
 /** Signs in on the sign-in page with the bootstrap token. */
 async function signIn(page) {
   await page.goto(`${ADMIN}/#/login`);
-  await page.getByLabel('API token').fill(TOKEN);
+  await page.locator('input[name="token"]').fill(TOKEN);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
 }
