@@ -1,0 +1,222 @@
+// The flag page in a real browser: a 25 % rollout set with the slider and
+// seen in OFREP evaluations, turning the flag off, the history's diffs, an
+// invalid JsonLogic rule that saves nothing, and a stale write that is
+// reported instead of overwriting someone else's change.
+
+const { test, expect } = require('@playwright/test');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const ADMIN = `http://127.0.0.1:${process.env.ENSIGN_ADMIN_PORT}`;
+const OFREP = `http://127.0.0.1:${process.env.ENSIGN_OFREP_PORT}`;
+const TOKEN = process.env.ENSIGN_ADMIN_TOKEN;
+const AUTH = { Authorization: `Bearer ${TOKEN}` };
+const FLAG_SET = 'shop';
+const KEY = `checkout-redesign-${Date.now().toString(36)}`;
+const FLAG_URL = `${ADMIN}/api/v1/flags/${FLAG_SET}/${KEY}`;
+const SCREENSHOTS = path.join(__dirname, '..', '..', 'docs', 'screenshots');
+
+test.describe.configure({ mode: 'serial' });
+
+/** The flag as the API has it now. */
+async function readFlag(request) {
+  const response = await request.get(FLAG_URL, { headers: AUTH });
+  expect(response.status()).toBe(200);
+  return response.json();
+}
+
+/** One OFREP evaluation of the flag for `targetingKey`. */
+async function ofrep(request, targetingKey) {
+  const response = await request.post(`${OFREP}/ofrep/v1/evaluate/flags/${KEY}`, {
+    data: { context: { targetingKey } },
+  });
+  return response.json();
+}
+
+/** Signs in on the sign-in page with the bootstrap token. */
+async function signIn(page) {
+  await page.goto(`${ADMIN}/#/login`);
+  await page.locator('input[name="token"]').fill(TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
+}
+
+async function openFlag(page, environment = 'production') {
+  await page.goto(`${ADMIN}/#/flags/${FLAG_SET}/${KEY}`);
+  await expect(page.getByRole('heading', { level: 1, name: KEY })).toBeVisible();
+  const tab = page.getByRole('tab', { name: new RegExp(`^${environment}`) });
+  await tab.click();
+  await expect(tab).toHaveAttribute('aria-selected', 'true');
+}
+
+async function confirm(page, label) {
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole('button', { name: label }).click();
+  await expect(dialog).toBeHidden();
+}
+
+test.beforeAll(async ({ request }) => {
+  const created = await request.post(`${ADMIN}/api/v1/flag-sets`, { headers: AUTH, data: { key: FLAG_SET, name: 'Shop' } });
+  expect([201, 409]).toContain(created.status());
+});
+
+test('a flag created on the flags page gets a 25 % rollout with the slider, served by OFREP', async ({ page, request }) => {
+  await signIn(page);
+  const created = await request.post(`${ADMIN}/api/v1/flags`, {
+    headers: AUTH,
+    data: {
+      flagSet: FLAG_SET, key: KEY, description: 'The new checkout flow', owner: 'team-checkout', tags: ['checkout'],
+      variants: { on: true, off: false }, defaultVariant: 'off',
+    },
+  });
+  expect(created.status()).toBe(201);
+  await openFlag(page);
+
+  // Everyone: a split between "on" and "off", 25 % on, set with the keyboard on the slider.
+  await page.getByLabel('Everyone: serve: what').selectOption('split');
+  await page.getByLabel('Everyone: serve, bucket 1: variant').selectOption('on');
+  await page.getByLabel('Everyone: serve, bucket 2: variant').selectOption('off');
+  const slider = page.getByRole('slider', { name: /share served “on”/ });
+  await slider.focus();
+  await page.keyboard.press('Home');
+  for (let i = 0; i < 25; i += 1) await page.keyboard.press('ArrowRight');
+  await expect(page.locator('.rule-shares')).toHaveText('25% on / 75% off');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByText(`Saved ${KEY} in production.`)).toBeVisible();
+  const saved = await readFlag(request);
+  expect(saved.environments.production.targeting).toEqual({ fractional: [['on', 25], ['off', 75]] });
+
+  // Turn it on (with confirmation) and ask OFREP.
+  await page.getByRole('switch', { name: /Serving in production/ }).click();
+  await confirm(page, 'Turn on');
+  await expect(page.getByRole('switch', { name: /Serving in production/ })).toHaveAttribute('aria-checked', 'true');
+  await expect.poll(async () => (await ofrep(request, 'user-0')).reason, { timeout: 15000 }).toBe('TARGETING_MATCH');
+  const users = 400;
+  let on = 0;
+  for (let i = 0; i < users; i += 1) {
+    const answer = await ofrep(request, `user-${i}`);
+    expect(answer.reason).toBe('TARGETING_MATCH');
+    if (answer.variant === 'on') {
+      expect(answer.value).toBe(true);
+      on += 1;
+    }
+  }
+  // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
+  expect(on).toBeGreaterThan(70);
+  expect(on).toBeLessThan(130);
+
+  // The test panel explains the bucket.
+  await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7"}');
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  await expect(page.locator('.test-result')).toContainText('TARGETING_MATCH');
+});
+
+test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
+  await signIn(page);
+  await openFlag(page);
+  const toggle = page.getByRole('switch', { name: /Serving in production/ });
+  await toggle.click();
+  await confirm(page, 'Turn off');
+  await expect(toggle).toHaveAttribute('aria-checked', 'false');
+  await expect.poll(async () => (await ofrep(request, 'user-1')).reason, { timeout: 15000 }).toBe('DISABLED');
+
+  const newest = page.locator('.audit-entry').first();
+  await expect(newest).toContainText('flag.toggle');
+  await expect(newest.locator('.diff-path')).toContainText(['/state']);
+  await expect(newest.locator('.diff-old')).toHaveText('"ENABLED"');
+  await expect(newest.locator('.diff-new')).toHaveText('"DISABLED"');
+  const configured = page.locator('.audit-entry', { hasText: 'flag.configure' }).first();
+  await expect(configured.locator('.diff-path', { hasText: '/targeting' })).toBeVisible();
+});
+
+test('an invalid JsonLogic rule shows its error and saves nothing', async ({ page, request }) => {
+  await signIn(page);
+  const before = await readFlag(request);
+  await openFlag(page);
+  await page.getByRole('tab', { name: 'JsonLogic' }).click();
+  const json = page.getByLabel('Targeting (JsonLogic)');
+  await json.fill('{"if": [{"no_such_operator": [{"var": "email"}]}, "on", "off"]}');
+  await page.getByRole('tab', { name: 'Rules' }).click();
+  await expect(page.getByText('This rule is edited as JsonLogic')).toBeVisible();
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  const targeting = page.locator('fieldset[data-pointer="/targeting"]');
+  await expect(targeting.locator(':scope > .field-error')).toBeVisible();
+  await expect(targeting.locator(':scope > .field-error')).toContainText('no_such_operator');
+  // The input is kept, and nothing changed on the server.
+  await page.getByRole('tab', { name: 'JsonLogic' }).click();
+  await expect(json).toHaveValue(/no_such_operator/);
+  const after = await readFlag(request);
+  expect(after.version).toBe(before.version);
+  expect(after.environments.production).toEqual(before.environments.production);
+
+  // Broken JSON never reaches the server either.
+  await json.fill('{"if": [');
+  await expect(page.locator('.rule-status')).toContainText('Not valid JSON');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  expect((await readFlag(request)).version).toBe(before.version);
+});
+
+test('a stale write is reported with a reload option and does not overwrite', async ({ page, request }) => {
+  await signIn(page);
+  await openFlag(page);
+  // Someone else saves production behind the page's back.
+  const current = await readFlag(request);
+  const theirs = { ...current.environments.production, defaultVariant: 'on' };
+  delete theirs.version;
+  const put = await request.put(`${FLAG_URL}/environments/production`, {
+    headers: { ...AUTH, 'If-Match': `"${current.version}"` }, data: theirs,
+  });
+  expect(put.status()).toBe(200);
+  const after = await readFlag(request);
+
+  await page.getByLabel('Default variant').selectOption('');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await expect(page.getByText('Someone else changed this flag after you opened it.')).toBeVisible();
+  await expect(page.getByLabel('Default variant')).toHaveValue('');
+  expect(await readFlag(request)).toEqual(after);
+
+  await page.getByRole('button', { name: /Reload the flag/ }).click();
+  await expect(page.getByLabel('Default variant')).toHaveValue('on');
+});
+
+test('screenshots of the flag page, light and dark', async ({ page, request }) => {
+  test.skip(process.env.UPDATE_SCREENSHOTS !== '1', 'UPDATE_SCREENSHOTS=1 writes the screenshots');
+  const segment = await request.put(`${ADMIN}/api/v1/flag-sets/${FLAG_SET}/segments/beta-testers`, {
+    headers: AUTH, data: { description: 'People who opted into betas', rule: { in: [{ var: 'email' }, ['ana@example.com', 'li@example.com']] } },
+  });
+  expect([200, 201, 409]).toContain(segment.status());
+  const current = await readFlag(request);
+  const configured = await request.put(`${FLAG_URL}/environments/production`, {
+    headers: { ...AUTH, 'If-Match': `"${current.version}"` },
+    data: {
+      state: 'ENABLED',
+      variants: { on: true, off: false },
+      defaultVariant: 'off',
+      targeting: {
+        if: [
+          { and: [{ in: [{ var: 'country' }, ['DE', 'FR', 'NL']] }, { sem_ver: [{ var: 'appVersion' }, '>=', '4.2.0'] }] }, 'on',
+          { or: [{ $ref: 'beta-testers' }, { ends_with: [{ var: 'email' }, '@example.com'] }] }, 'on',
+          { fractional: [['on', 25], ['off', 75]] },
+        ],
+      },
+      comment: 'Roll out to 25 % after the beta',
+    },
+  });
+  expect(configured.status()).toBe(200);
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  await signIn(page);
+  for (const theme of ['light', 'dark']) {
+    await page.evaluate((t) => localStorage.setItem('ensign-theme', t), theme);
+    await openFlag(page);
+    await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7", "country": "US"}');
+    await page.getByRole('button', { name: 'Evaluate' }).click();
+    await expect(page.locator('.test-result dl')).toBeVisible();
+    await page.locator('h1').blur();
+    // A viewport as tall as the page, so the sticky navigation is drawn once, at the top.
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: 1280, height });
+    await page.screenshot({ path: path.join(SCREENSHOTS, `flag-${theme}.png`) });
+    await page.setViewportSize({ width: 1280, height: 1000 });
+  }
+});
