@@ -43,7 +43,7 @@ async function renderList(root, params, ctx) {
 
   async function load() {
     const set = select.value;
-    window.history.replaceState(null, '', `#/segments?flagSet=${encodeURIComponent(set)}`);
+    ctx.setQuery(new URLSearchParams({ flagSet: set }));
     table.setAttribute('aria-busy', 'true');
     try {
       const segments = await ctx.api.get(ctx.api.path`/flag-sets/${set}/segments`);
@@ -115,10 +115,9 @@ async function renderSegment(root, params, ctx) {
   const description = field({ label: 'Description', name: 'description', control: 'textarea', rows: 2,
     value: segment?.description ?? '', hint: 'Who is in this audience, for the people choosing it.' });
   description.control.classList.add('prose');
+  // The editor shows the rule's own problems (syntax, and the API's under /rule).
   const editorSlot = h('div', {});
-  const ruleSlot = h('div', { class: 'field', dataset: { pointer: '/rule' } },
-    h('h2', { class: 'field-title' }, 'Who is in the segment'), editorSlot,
-    h('p', { class: 'field-error', hidden: true }));
+  const ruleSlot = h('div', { class: 'field' }, h('h2', { class: 'field-title' }, 'Who is in the segment'), editorSlot);
   const editor = ruleEditor(editorSlot, {
     mode: 'condition',
     value: segment?.rule ?? { in: [{ var: 'email' }, []] },
@@ -132,11 +131,12 @@ async function renderSegment(root, params, ctx) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearProblems(form);
+    editor.setProblems([]);
     let rule;
     try {
       rule = editor.getValue();
-    } catch (error) {
-      showProblems(form, error);
+    } catch {
+      showProblems(form, { message: 'The rule is not valid JSON; nothing was saved.' });
       return;
     }
     const body = { description: description.control.value.trim(), rule, comment: comment.control.value.trim() || null };
@@ -152,7 +152,9 @@ async function renderSegment(root, params, ctx) {
       } catch (error) {
         if (error.status === 412) error.message = 'Someone else changed this segment meanwhile; nothing was saved. Reload to see their version (copy your rule first).';
         if (error.status === 409 && creating) error.message = `A segment ${key} exists already in ${set}.`;
-        showProblems(form, error);
+        const isRule = (problem) => (problem.path ?? '').startsWith('/rule');
+        editor.setProblems(error.problems.filter(isRule));
+        showProblems(form, { message: error.message, problems: error.problems.filter((problem) => !isRule(problem)) });
       }
     });
   });
