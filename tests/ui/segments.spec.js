@@ -41,7 +41,7 @@ test('creates a segment, edits its rule, and lists the flags using it', async ({
   await expect(usedBy.getByRole('link', { name: 'beta-banner' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Delete segment' })).toBeDisabled();
 
-  await page.getByRole('link', { name: 'Segments' }).first().click();
+  await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Segments' }).click();
   await expect(page.getByRole('link', { name: 'beta-testers' })).toBeVisible();
   await expect(page.getByRole('row', { name: /beta-testers/ })).toContainText('People who opted into betas');
 });

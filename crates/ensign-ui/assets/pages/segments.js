@@ -8,6 +8,8 @@ import { openDialog } from '../components/dialog.js';
 import { ruleEditor } from '../components/rule-editor.js';
 
 const segmentHash = (set, key) => `#/segments/${encodeURIComponent(set)}/${encodeURIComponent(key)}`;
+// The flag set the list showed last, for coming back to it.
+const LAST_SET_KEY = 'ensign-segments-flag-set';
 const canEdit = (session) => session.role !== 'viewer' && !session.environments;
 
 export async function render(root, params, ctx) {
@@ -34,7 +36,7 @@ async function renderList(root, params, ctx) {
   }
   const selectId = uid('segment-set');
   const select = h('select', { id: selectId }, flagSets.map((set) => h('option', { value: set.key }, set.name || set.key)));
-  const wanted = params.query.get('flagSet');
+  const wanted = params.query.get('flagSet') ?? sessionStorage.getItem(LAST_SET_KEY);
   select.value = flagSets.some((set) => set.key === wanted) ? wanted : flagSets[0].key;
   const table = h('table', {});
   root.append(h('section', { class: 'card', 'aria-label': 'Segments' },
@@ -43,6 +45,7 @@ async function renderList(root, params, ctx) {
 
   async function load() {
     const set = select.value;
+    sessionStorage.setItem(LAST_SET_KEY, set);
     ctx.setQuery(new URLSearchParams({ flagSet: set }));
     table.setAttribute('aria-busy', 'true');
     try {
