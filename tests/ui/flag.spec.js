@@ -63,14 +63,18 @@ test.beforeAll(async ({ request }) => {
 
 test('a flag created on the flags page gets a 25 % rollout with the slider, served by OFREP', async ({ page, request }) => {
   await signIn(page);
-  const created = await request.post(`${ADMIN}/api/v1/flags`, {
-    headers: AUTH,
-    data: {
-      flagSet: FLAG_SET, key: KEY, description: 'The new checkout flow', owner: 'team-checkout', tags: ['checkout'],
-      variants: { on: true, off: false }, defaultVariant: 'off',
-    },
-  });
-  expect(created.status()).toBe(201);
+  await page.getByRole('button', { name: 'New flag' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New flag' });
+  await dialog.getByRole('textbox', { name: 'Key' }).fill(KEY);
+  await dialog.getByLabel('Flag set').selectOption(FLAG_SET);
+  await dialog.getByLabel('Default variant').selectOption('off');
+  await dialog.getByLabel('Owner').fill('team-checkout');
+  await dialog.getByLabel('Tags').fill('checkout');
+  await dialog.getByLabel('Description').fill('The new checkout flow');
+  await dialog.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: KEY })).toBeVisible();
+  const created = await readFlag(request);
+  expect(created.environments.production).toMatchObject({ state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'off' });
   await openFlag(page);
 
   // Everyone: a split between "on" and "off", 25 % on, set with the keyboard on the slider.
