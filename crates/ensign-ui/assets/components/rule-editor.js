@@ -2,7 +2,8 @@
 // JsonLogic view, kept in sync.
 //
 //   ruleEditor(container, {mode: 'targeting' | 'condition', value, variants,
-//                          segments, validate, onChange}) → {getValue, setValue, ...}
+//                          segments, validate, onChange, readOnly})
+//     → {getValue, setValue, ...}
 //
 // In 'targeting' mode the value is a flag's targeting: an ordered list of
 // "if <condition> serve <variant | split>" rules and what to serve otherwise
@@ -428,6 +429,9 @@ export function ruleEditor(container, options = {}) {
       const target = structured.querySelector(`[data-focus="${CSS.escape(key)}"]`);
       if (target) target.focus();
     }
+    if (options.readOnly) {
+      for (const control of structured.querySelectorAll('input, select, textarea, button')) control.disabled = true;
+    }
   }
 
   function targetingEditor() {
@@ -738,6 +742,7 @@ export function ruleEditor(container, options = {}) {
 
   // -- public interface -----------------------------------------------------
 
+  textarea.readOnly = !!options.readOnly;
   writeText();
   renderStructured();
   show(model ? 'structured' : 'raw');
