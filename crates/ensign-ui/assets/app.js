@@ -141,6 +141,8 @@ async function loadSession() {
 
 async function route() {
   const ticket = ++navigation;
+  // A dialog belongs to the page it was opened on.
+  for (const dialog of document.querySelectorAll('dialog[open]')) dialog.close();
   const { path, query } = parseHash();
   if (!window.location.hash.startsWith('#/')) {
     window.history.replaceState(null, '', '#/flags');

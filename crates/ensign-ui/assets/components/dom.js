@@ -38,7 +38,7 @@ export function replace(el, ...children) {
 }
 
 const ICONS = {
-  flag: 'M5 21V4m0 0h11l-1.5 4L16 12H5',
+  flag: 'M5 21V4 M5 4h13l-3 4.5 3 4.5H5',
   segment: 'M12 3a9 9 0 1 0 9 9h-9z M15 3.5A9 9 0 0 1 20.5 9H15z',
   env: 'M4 5h16v5H4z M4 14h16v5H4z M8 7.5h.01 M8 16.5h.01',
   sets: 'M12 3l9 5-9 5-9-5z M3 13l9 5 9-5',

@@ -42,7 +42,7 @@ export async function render(root, params, ctx) {
 
   const canEdit = ctx.session.role !== 'viewer' && !ctx.session.environments;
   root.append(pageHeader('Flags', 'Every flag, its state per environment and where it is in its life.',
-    canEdit ? button('New flag', { kind: 'primary', icon: 'plus', onclick: () => newFlagDialog(ctx, environments, flagSets) }) : null));
+    canEdit ? button('New flag', { kind: 'primary', icon: 'plus', onclick: () => newFlagDialog(ctx, flagSets, query.flagSet) }) : null));
 
   // Filters.
   const filterSelect = (name, label, options) => {
@@ -195,14 +195,14 @@ const EXAMPLES = {
 };
 
 /** The "New flag" dialog; on success opens the new flag. */
-function newFlagDialog(ctx, environments, flagSets) {
+function newFlagDialog(ctx, flagSets, preferredSet) {
   if (!flagSets.length) {
     ctx.toast('Create a flag set first (Administration → Flag sets).', 'info');
     return;
   }
   const key = field({ label: 'Key', name: 'key', required: true, hint: 'What code asks for, e.g. new-checkout.', autocomplete: 'off' });
   const flagSet = field({ label: 'Flag set', name: 'flagSet', control: 'select', required: true,
-    options: flagSets.map((set) => [set.key, set.name || set.key]) });
+    value: preferredSet || flagSets[0].key, options: flagSets.map((set) => [set.key, set.name || set.key]) });
   const kind = field({ label: 'Kind', name: 'kind', control: 'select', options: KINDS.map((k) => [k, capitalize(k)]) });
   const type = field({ label: 'Type', name: 'type', pointer: '/variants-type', control: 'select',
     options: [['boolean', 'Boolean'], ['string', 'String'], ['number', 'Number'], ['object', 'Object (JSON)']] });
@@ -245,11 +245,13 @@ function newFlagDialog(ctx, environments, flagSets) {
     const current = defaultVariant.control.value;
     const names = [...rows.children].map((row) => row.nameInput.value.trim()).filter(Boolean);
     replace(defaultVariant.control, h('option', { value: '' }, 'None (the code default)'), names.map((name) => h('option', { value: name }, name)));
-    defaultVariant.control.value = names.includes(current) ? current : (names.includes('off') ? 'off' : names[0] ?? '');
+    defaultVariant.control.value = names.includes(current) ? current : (names[0] ?? '');
   }
   function resetVariants() {
     replace(rows);
     for (const [name, value] of EXAMPLES[type.control.value]) addRow(name, value);
+    const names = EXAMPLES[type.control.value].map(([name]) => name);
+    defaultVariant.control.value = names.includes('off') ? 'off' : names[0];
   }
   type.control.addEventListener('change', resetVariants);
   resetVariants();
@@ -269,7 +271,7 @@ function newFlagDialog(ctx, environments, flagSets) {
       row.error.hidden = true;
       const name = row.nameInput.value.trim();
       try {
-        if (!name) throw new Error('needs a name');
+        if (!name) throw new Error('a variant needs a name');
         if (name in variantMap) throw new Error('is named twice');
         variantMap[name] = parseVariant(type.control.value, row.valueInput.value);
       } catch (error) {

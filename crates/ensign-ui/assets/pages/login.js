@@ -11,7 +11,7 @@ export async function render(root, params, ctx) {
     h('input', { type: 'radio', name: group, value, checked }), label);
   const methods = h('fieldset', { class: 'segmented' },
     h('legend', {}, 'Sign in with'),
-    choice('token', 'API token', true),
+    choice('token', 'Token', true),
     choice('password', 'User account', false));
   const token = field({ label: 'API token', name: 'token', type: 'password', autocomplete: 'off', required: true,
     hint: 'An admin, editor or viewer token, e.g. the bootstrap token from ENSIGN_ADMIN_TOKEN.' });
