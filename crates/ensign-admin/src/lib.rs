@@ -17,10 +17,11 @@
 //! - Every error has one body shape ([`error::ErrorBody`]); invalid input is
 //!   422 with every problem found and its JSON Pointer into the request body,
 //!   and nothing is written. 5xx bodies never carry internals.
-//! - Every route except `openapi.json` needs `Authorization: Bearer <token>`
-//!   (the `auth` module has the rules); every write names its actor and
-//!   optional comment, which the storage appends to the audit log in the same
-//!   transaction.
+//! - Every route except `openapi.json` and `session` needs
+//!   `Authorization: Bearer <token>` or the web UI's session cookie (with
+//!   `X-CSRF-Token` on unsafe methods; the `auth` module has the rules);
+//!   every write names its actor and optional comment, which the storage
+//!   appends to the audit log in the same transaction.
 
 mod auth;
 mod docs;
@@ -31,10 +32,12 @@ mod routes;
 pub mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 
 use ensign_storage::Storage;
 
-pub use auth::COMMENT_HEADER;
+pub use auth::{COMMENT_HEADER, CSRF_HEADER, SESSION_COOKIE};
+pub use handlers::session::{MAX_LOGIN_BODY, SESSION_LIFETIME_MS};
 pub use routes::{openapi, router};
 
 /// The largest request body accepted (flagd documents included), in bytes.
@@ -48,6 +51,8 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
+    /// Failed password sign-ins per name (for the sign-in lockout).
+    login_failures: Arc<handlers::session::LoginFailures>,
 }
 
 impl AdminState {
@@ -56,6 +61,7 @@ impl AdminState {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
+            login_failures: Arc::default(),
         }
     }
 }

@@ -22,6 +22,10 @@
 //! | POST   | /import                                          | editor |
 //! | GET, POST | /tokens                                       | admin  |
 //! | DELETE | /tokens/{name}                                   | admin  |
+//! | GET, POST | /users                                        | admin  |
+//! | DELETE | /users/{name}                                    | admin  |
+//! | POST   | /session (sign in)                               | none   |
+//! | GET, DELETE | /session                                    | any    |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -35,12 +39,14 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, tokens};
+use crate::handlers::{
+    audit, documents, environments, flag_sets, flags, segments, session, tokens, users,
+};
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;
 
-/// The routes that need a token.
+/// The routes that need a token or a session.
 fn authenticated() -> Routes {
     OpenApiRouter::new()
         .routes(routes!(environments::list, environments::create))
@@ -65,11 +71,16 @@ fn authenticated() -> Routes {
         .routes(routes!(documents::import))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::delete))
 }
 
-/// The routes anyone may call.
+/// The routes anyone may call (`/session` authenticates itself: signing in
+/// needs no credentials, reading and ending a session need the session).
 fn public() -> Routes {
-    OpenApiRouter::new().routes(routes!(docs::document))
+    OpenApiRouter::new()
+        .routes(routes!(docs::document))
+        .routes(routes!(session::login, session::read, session::logout))
 }
 
 /// Every route under `/api/v1`, the authenticated ones wrapped by `guard`.

@@ -725,6 +725,102 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
+// Sessions and users.
+
+/// How to sign in: an API token (or the bootstrap token), or a user's name
+/// and password.
+#[derive(Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    /// An API token's secret, or the bootstrap token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A user's name (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The user's password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who the caller is, and what its session needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The audit actor: `user:<name>` or `token:<name>`.
+    pub actor: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// The environments it may change; `null`: all.
+    pub environments: Option<Vec<String>>,
+    /// What every unsafe request of this session must send as `X-CSRF-Token`
+    /// (`null` for a caller authenticated by a bearer token, which needs none).
+    pub csrf_token: Option<String>,
+    /// When the session ends, unix milliseconds (`null` for a bearer caller).
+    pub expires_at: Option<i64>,
+}
+
+/// A user of the web UI (the password is never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// A unique name; their writes are recorded as `user:<name>`.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// The environments they may change; absent: all.
+    pub environments: Option<Vec<String>>,
+    /// When the user was created (unix milliseconds).
+    pub created_at: i64,
+}
+
+impl From<model::User> for User {
+    fn from(u: model::User) -> Self {
+        User {
+            name: u.name,
+            role: u.role.into(),
+            environments: u.environments,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A user to create.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewUser {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// At least 12 characters; stored only as an Argon2id hash.
+    pub password: String,
+    /// What they may do.
+    pub role: Role,
+    /// The environments they may change (absent: all).
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    /// Why, for the audit log.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("environments", &self.environments)
+            .finish_non_exhaustive()
+    }
+}
+
 // Audit log.
 
 /// One line of the append-only audit log.
@@ -812,6 +908,7 @@ fn api_shape(resource_type: &str, value: Value) -> Value {
         "flag_set" => convert::<model::FlagSet, FlagSet>(&value),
         "segment" => convert::<model::Segment, Segment>(&value),
         "token" => convert::<model::Token, Token>(&value),
+        "user" => convert::<model::User, User>(&value),
         // A flag, a flag to create, or one environment's configuration: the
         // more specific shapes first (serde ignores unknown fields).
         "flag" => convert::<model::Flag, Flag>(&value)

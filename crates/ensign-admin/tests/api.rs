@@ -85,6 +85,14 @@ impl Call {
         self
     }
 
+    /// Authenticates with a session cookie (as a browser sends it).
+    fn cookie(mut self, session: &str) -> Self {
+        self.request = self
+            .request
+            .header("cookie", format!("theme=dark; ensign_session={session}"));
+        self
+    }
+
     fn header(mut self, name: &str, value: &str) -> Self {
         self.request = self.request.header(name, value);
         self
@@ -1459,6 +1467,12 @@ async fn the_openapi_document_lists_every_route() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{name}",
+        "GET /api/v1/users",
+        "POST /api/v1/users",
+        "DELETE /api/v1/users/{name}",
+        "POST /api/v1/session",
+        "GET /api/v1/session",
+        "DELETE /api/v1/session",
         "GET /api/v1/openapi.json",
     ]
     .into_iter()
@@ -1480,10 +1494,13 @@ async fn the_openapi_document_lists_every_route() {
             .replace("{key}", "k")
             .replace("{name}", "n");
         let reply = api.call(method.parse().unwrap(), &path).send().await;
-        let expected_status = if path == "/openapi.json" {
-            StatusCode::OK
-        } else {
-            StatusCode::UNAUTHORIZED
+        // Signing in needs JSON; signing out without a session has nothing
+        // to end.
+        let expected_status = match route.as_str() {
+            "GET /api/v1/openapi.json" => StatusCode::OK,
+            "POST /api/v1/session" => StatusCode::BAD_REQUEST,
+            "DELETE /api/v1/session" => StatusCode::NO_CONTENT,
+            _ => StatusCode::UNAUTHORIZED,
         };
         assert_eq!(reply.status, expected_status, "{route}");
     }
@@ -1667,4 +1684,445 @@ async fn concurrent_writes_without_if_match_all_apply() {
         .get("/audit?resourceKey=web/banner&environment=production")
         .await;
     assert_eq!(audit.body["items"].as_array().unwrap().len(), 8);
+}
+
+// ---------------------------------------------------------------------------
+// Web UI sessions and users
+
+/// A signed-in browser: the cookie's value and the session's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// Signs in with `body`; asserts success and the cookie's attributes.
+async fn sign_in(api: &Api, body: Value) -> (Browser, Value) {
+    let reply = api.call(Method::POST, "/session").json(body).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    let (pair, attributes) = set_cookie.split_once("; ").unwrap();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=43200",
+    ] {
+        assert!(
+            attributes.split("; ").any(|a| a == attribute),
+            "{attribute} missing in {set_cookie}"
+        );
+    }
+    let cookie = pair.strip_prefix("ensign_session=").unwrap().to_owned();
+    assert_eq!(cookie.len(), 64, "256 random bits");
+    let csrf = reply.body["csrfToken"].as_str().unwrap().to_owned();
+    assert_ne!(csrf, cookie);
+    (Browser { cookie, csrf }, reply.body)
+}
+
+async fn create_user(api: &Api, name: &str, role: &str, password: &str) {
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": name, "password": password, "role": role}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn sign_in_with_a_token_and_use_the_cookie() {
+    let api = Api::new().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (browser, session) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    assert_eq!(session["actor"], "token:bootstrap");
+    assert_eq!(session["role"], "admin");
+    assert_eq!(session["environments"], Value::Null);
+    let expires_at = session["expiresAt"].as_i64().unwrap();
+    assert!(expires_at >= before + 12 * 3600 * 1000, "{session}");
+    assert!(
+        expires_at <= before + 12 * 3600 * 1000 + 60_000,
+        "{session}"
+    );
+
+    // The cookie authenticates reads, and says who is signed in.
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, session);
+
+    // A bearer caller gets its identity too, without a session.
+    let reply = api
+        .call(Method::GET, "/session")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["actor"], "token:bootstrap");
+    assert_eq!(reply.body["csrfToken"], Value::Null);
+
+    // Without credentials, or with an unknown cookie: 401.
+    let reply = api.call(Method::GET, "/session").send().await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&"0".repeat(64))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // An API token signs in as that token, with its role.
+    let viewer = api.token("ci", "viewer", Some(vec!["staging"])).await;
+    let (_, session) = sign_in(&api, json!({"token": viewer})).await;
+    assert_eq!(session["actor"], "token:ci");
+    assert_eq!(session["role"], "viewer");
+    assert_eq!(session["environments"], json!(["staging"]));
+}
+
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let toggle = "/flags/web/banner/environments/production/toggle";
+    let state = || async {
+        api.get("/flags/web/banner").await.body["environments"]["production"]["state"].clone()
+    };
+    let audited = || async {
+        api.get("/audit").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let audit_before = audited().await;
+
+    // Without the header, or with another one: 403, nothing changes.
+    for csrf in [None, Some("wrong"), Some(&browser.cookie[..])] {
+        let mut call = api
+            .call(Method::POST, toggle)
+            .cookie(&browser.cookie)
+            .json(json!({"enabled": true}));
+        if let Some(csrf) = csrf {
+            call = call.header("x-csrf-token", csrf);
+        }
+        let reply = call.send().await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{csrf:?}");
+        assert_eq!(reply.error_code(), "forbidden");
+        assert_eq!(state().await, "DISABLED");
+    }
+    assert_eq!(audited().await, audit_before);
+
+    // With it, the write goes through as the signed-in actor.
+    let reply = api
+        .call(Method::POST, toggle)
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .json(json!({"enabled": true}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(state().await, "ENABLED");
+    let audit = api.get("/audit?resourceType=flag").await;
+    assert_eq!(audit.body["items"][0]["actor"], "token:bootstrap");
+
+    // A bearer token needs no CSRF token, even next to a cookie.
+    let reply = api
+        .call(Method::POST, toggle)
+        .cookie(&browser.cookie)
+        .token(BOOTSTRAP)
+        .json(json!({"enabled": false}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn sign_in_with_a_password() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let password = "correct horse battery staple";
+    create_user(&api, "alice", "editor", password).await;
+    create_user(&api, "victor", "viewer", password).await;
+
+    let (browser, session) =
+        sign_in(&api, json!({"username": "alice", "password": password})).await;
+    assert_eq!(session["actor"], "user:alice");
+    assert_eq!(session["role"], "editor");
+
+    // Writes are audited as the user.
+    let reply = api
+        .call(
+            Method::POST,
+            "/flags/web/banner/environments/staging/toggle",
+        )
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .json(json!({"enabled": true, "comment": "try it"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let audit = api.get("/audit?resourceType=flag").await;
+    assert_eq!(audit.body["items"][0]["actor"], "user:alice");
+
+    // A wrong password and an unknown name get the same 401.
+    let wrong = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": "correct horse battery stapler"}))
+        .send()
+        .await;
+    let unknown = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "mallory", "password": password}))
+        .send()
+        .await;
+    for reply in [&wrong, &unknown] {
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.headers.get("set-cookie").is_none());
+    }
+    assert_eq!(wrong.body, unknown.body);
+    let bad_token = api
+        .call(Method::POST, "/session")
+        .json(json!({"token": "ens_nope"}))
+        .send()
+        .await;
+    assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED);
+
+    // A viewer signs in and reads, but writes nothing, CSRF token or not.
+    let (viewer, _) = sign_in(&api, json!({"username": "victor", "password": password})).await;
+    let reply = api
+        .call(
+            Method::POST,
+            "/flags/web/banner/environments/staging/toggle",
+        )
+        .cookie(&viewer.cookie)
+        .header("x-csrf-token", &viewer.csrf)
+        .json(json!({"enabled": false}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // Malformed sign-ins: 400 without JSON, 422 for mixed credentials, 413
+    // when oversized.
+    let reply = api
+        .call(Method::POST, "/session")
+        .header("content-type", "text/plain")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"token": BOOTSTRAP, "username": "alice", "password": password}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_code(), "invalid");
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": "x".repeat(10_000)}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The password appears in no answer and no audit entry.
+    let everything = format!(
+        "{} {}",
+        api.get("/users").await.body,
+        api.get("/audit?limit=500").await.body
+    );
+    assert!(everything.contains("alice"));
+    assert!(!everything.contains("horse"), "{everything}");
+}
+
+#[tokio::test]
+async fn sessions_end_at_sign_out_revocation_and_deletion() {
+    let api = Api::new().await;
+    let password = "correct horse battery staple";
+
+    // Signing out deletes the session and clears the cookie.
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "sign-out needs the CSRF token"
+    );
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let cleared = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("ensign_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // Signing out again has nothing to end.
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+
+    // Revoking a token ends the sessions signed in with it.
+    let secret = api.token("ops", "editor", None).await;
+    let (browser, _) = sign_in(&api, json!({"token": secret})).await;
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api
+        .call(Method::DELETE, "/tokens/ops")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // Deleting a user ends their sessions.
+    create_user(&api, "alice", "admin", password).await;
+    let (browser, _) = sign_in(&api, json!({"username": "alice", "password": password})).await;
+    let reply = api
+        .call(Method::DELETE, "/users/alice")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": password}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // A session signed in with a bootstrap token that has since changed ends.
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let rotated = ensign_admin::router(AdminState::new(
+        api.storage.clone(),
+        Some("another-bootstrap-token".to_owned()),
+    ));
+    let request = Request::builder()
+        .uri("/api/v1/session")
+        .header("cookie", format!("ensign_session={}", browser.cookie))
+        .body(Body::empty())
+        .unwrap();
+    let response = rotated.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn users_are_managed_by_admins() {
+    let api = Api::new().await;
+    let password = "correct horse battery staple";
+    let editor = api.token("ed", "editor", None).await;
+    let reply = api.call(Method::GET, "/users").token(&editor).send().await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = api
+        .call(Method::POST, "/users")
+        .token(&editor)
+        .json(json!({"name": "bob", "password": password, "role": "admin"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "bob", "password": password, "role": "editor", "environments": ["staging"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["name"], "bob");
+    assert_eq!(reply.body["environments"], json!(["staging"]));
+    assert!(reply.body.get("password").is_none());
+
+    // Invalid users: 422 with pointers, nothing written.
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "carol", "password": "short", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.problem_paths(),
+        BTreeSet::from(["/password".to_owned()])
+    );
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "carol", "password": password, "role": "chief"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.problem_paths(), BTreeSet::from(["/role".to_owned()]));
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "bob", "password": password, "role": "editor"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    let users = api.get("/users").await;
+    assert_eq!(users.body.as_array().unwrap().len(), 1);
+    assert_eq!(users.body[0]["name"], "bob");
+
+    let reply = api
+        .call(Method::DELETE, "/users/bob")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = api
+        .call(Method::DELETE, "/users/bob")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let audit = api.get("/audit?resourceType=user").await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user.delete", "user.create"]);
 }

@@ -26,7 +26,9 @@ use tokio::sync::broadcast;
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
-pub use queries::tokens::NewToken;
+pub use queries::sessions::actor_name;
+pub use queries::tokens::{NewToken, hash_secret};
+pub use queries::users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewUser};
 
 /// The PostgreSQL channel replicas listen on.
 pub const CHANGES_CHANNEL: &str = "ensign_changes";

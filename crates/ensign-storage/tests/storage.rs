@@ -283,7 +283,23 @@ async fn migrations_are_idempotent(db: &TestDb) {
         .unwrap()
         .try_get("n")
         .unwrap();
-    assert_eq!(applied, 2);
+    let folder = match s.backend() {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let migrations = std::fs::read_dir(format!(
+        "{}/../../migrations/{folder}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .filter(|entry| {
+        entry
+            .as_ref()
+            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+    })
+    .count();
+    assert_eq!(applied, migrations as i64);
+    assert!(applied >= 3);
     assert_eq!(s.environments().await.unwrap().len(), 3);
 
     // Another process starting on the same database migrates too.

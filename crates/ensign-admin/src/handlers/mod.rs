@@ -9,7 +9,9 @@ pub(crate) mod environments;
 pub(crate) mod flag_sets;
 pub(crate) mod flags;
 pub(crate) mod segments;
+pub(crate) mod session;
 pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::future::Future;
 use std::sync::Arc;

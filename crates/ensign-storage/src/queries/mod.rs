@@ -7,7 +7,9 @@ pub mod environments;
 pub mod flag_sets;
 pub mod flags;
 pub mod segments;
+pub mod sessions;
 pub mod tokens;
+pub mod users;
 
 use serde_json::Value;
 use sqlx::any::AnyRow;
