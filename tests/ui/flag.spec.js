@@ -3,14 +3,12 @@
 // invalid JsonLogic rule that saves nothing, and a stale write that is
 // reported instead of overwriting someone else's change.
 
-const { test, expect } = require('@playwright/test');
 const fs = require('node:fs');
 const path = require('node:path');
+const { test, expect } = require('@playwright/test');
+const { ADMIN, AUTH, signInWithToken } = require('./helpers');
 
-const ADMIN = `http://127.0.0.1:${process.env.ENSIGN_ADMIN_PORT}`;
 const OFREP = `http://127.0.0.1:${process.env.ENSIGN_OFREP_PORT}`;
-const TOKEN = process.env.ENSIGN_ADMIN_TOKEN;
-const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const FLAG_SET = 'shop';
 const KEY = `checkout-redesign-${Date.now().toString(36)}`;
 const FLAG_URL = `${ADMIN}/api/v1/flags/${FLAG_SET}/${KEY}`;
@@ -31,14 +29,6 @@ async function ofrep(request, targetingKey) {
     data: { context: { targetingKey } },
   });
   return response.json();
-}
-
-/** Signs in on the sign-in page with the bootstrap token. */
-async function signIn(page) {
-  await page.goto(`${ADMIN}/#/login`);
-  await page.locator('input[name="token"]').fill(TOKEN);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
 }
 
 async function openFlag(page, environment = 'production') {
@@ -62,7 +52,7 @@ test.beforeAll(async ({ request }) => {
 });
 
 test('a flag created on the flags page gets a 25 % rollout with the slider, served by OFREP', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   await page.getByRole('button', { name: 'New flag' }).click();
   const dialog = page.getByRole('dialog', { name: 'New flag' });
   await dialog.getByRole('textbox', { name: 'Key' }).fill(KEY);
@@ -117,7 +107,7 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
 });
 
 test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   await openFlag(page);
   const toggle = page.getByRole('switch', { name: /Serving in production/ });
   await toggle.click();
@@ -135,7 +125,7 @@ test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the hist
 });
 
 test('an invalid JsonLogic rule shows its error and saves nothing', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   const before = await readFlag(request);
   await openFlag(page);
   await page.getByRole('tab', { name: 'JsonLogic' }).click();
@@ -162,7 +152,7 @@ test('an invalid JsonLogic rule shows its error and saves nothing', async ({ pag
 });
 
 test('a stale write is reported with a reload option and does not overwrite', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   await openFlag(page);
   // Someone else saves production behind the page's back.
   const current = await readFlag(request);
@@ -209,7 +199,7 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
   });
   expect(configured.status()).toBe(200);
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await signIn(page);
+  await signInWithToken(page);
   for (const theme of ['light', 'dark']) {
     await page.evaluate((t) => localStorage.setItem('ensign-theme', t), theme);
     await openFlag(page);
