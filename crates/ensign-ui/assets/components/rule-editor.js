@@ -98,9 +98,8 @@ function parseClause(rule) {
   if ((name === '==' || name === '!=') && args.length === 2 && isScalar(args[1])) {
     return { type: 'attr', attr, op: name, value: args[1], valueType: typeOf(args[1]) };
   }
-  if (name === 'in' && args.length === 2 && Array.isArray(args[1]) && args[1].length
-      && args[1].every(isScalar)) {
-    const valueType = typeOf(args[1][0]);
+  if (name === 'in' && args.length === 2 && Array.isArray(args[1]) && args[1].every(isScalar)) {
+    const valueType = args[1].length ? typeOf(args[1][0]) : 'text';
     if (!args[1].every((v) => typeOf(v) === valueType)) return null;
     return { type: 'attr', attr, op: 'in', value: args[1], valueType };
   }
