@@ -631,10 +631,12 @@ export function ruleEditor(container, options = {}) {
         if (type === 'variant') serve.variant = variants[0] || '';
         if (type === 'split') {
           serve.bucketBy = '';
-          const [first, second] = variants;
-          serve.buckets = second === undefined
-            ? [{ variant: first || '', weight: 100 }]
-            : [{ variant: first, weight: 50 }, { variant: second, weight: 50 }];
+          // Every variant, 100 shared out evenly (an A/B/n split; two variants: a rollout).
+          const names = variants.length ? variants : [''];
+          serve.buckets = names.map((variant, i) => ({
+            variant,
+            weight: Math.floor(100 / names.length) + (i < 100 % names.length ? 1 : 0),
+          }));
         }
         commit({ rerender: true });
       },
