@@ -99,11 +99,6 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
   // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
   expect(on).toBeGreaterThan(70);
   expect(on).toBeLessThan(130);
-
-  // The test panel explains the bucket.
-  await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7"}');
-  await page.getByRole('button', { name: 'Evaluate' }).click();
-  await expect(page.locator('.test-result')).toContainText('TARGETING_MATCH');
 });
 
 test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
@@ -172,6 +167,22 @@ test('a stale write is reported with a reload option and does not overwrite', as
 
   await page.getByRole('button', { name: /Reload the flag/ }).click();
   await expect(page.getByLabel('Default variant')).toHaveValue('on');
+});
+
+test('the test panel gives the answer OFREP gives, with the bucket explained', async ({ page, request }) => {
+  await signInWithToken(page);
+  await openFlag(page);
+  await page.getByRole('switch', { name: /Serving in production/ }).click();
+  await confirm(page, 'Turn on');
+  await expect.poll(async () => (await ofrep(request, 'user-7')).reason, { timeout: 15000 }).toBe('TARGETING_MATCH');
+  const user7 = await ofrep(request, 'user-7');
+  await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7"}');
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  const result = page.locator('.test-result');
+  await expect(result).toContainText('TARGETING_MATCH');
+  await expect(result.locator('dd').nth(1)).toHaveText(user7.variant);
+  await expect(result.locator('.bucket-bar')).toBeVisible();
+  await expect(result).toContainText(`which serves ${user7.variant}`);
 });
 
 test('screenshots of the flag page, light and dark', async ({ page, request }) => {
