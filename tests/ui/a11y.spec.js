@@ -96,10 +96,11 @@ for (const theme of ['light', 'dark']) {
 
 test('the keyboard reaches the navigation and the focus ring is visible', async ({ page }) => {
   await signInWithToken(page);
-  await page.keyboard.press('Tab');
+  await expect(page.getByRole('heading', { level: 1, name: 'Flags' })).toBeFocused();
   await page.keyboard.press('Tab');
   const focused = page.locator(':focus');
   await expect(focused).toHaveCount(1);
+  await expect(focused).not.toHaveJSProperty('tagName', 'H1');
   const outline = await focused.evaluate((el) => getComputedStyle(el).outlineStyle);
   expect(outline).not.toBe('none');
 });

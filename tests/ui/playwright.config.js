@@ -21,5 +21,6 @@ module.exports = defineConfig({
       args: ['--no-sandbox'],
     },
     trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
   },
 });

@@ -21,7 +21,8 @@ test('creates a segment, edits its rule, and lists the flags using it', async ({
   await page.getByLabel('Condition (JsonLogic)').fill('{"in": [{"var": "email"}, ["ana@example.com"]]');
   await page.getByRole('button', { name: 'Create segment' }).click();
   // Not JSON: nothing is saved, the text stays.
-  await expect(page.locator('.field[data-pointer="/rule"] .field-error, .rule-status .field-error').first()).toBeVisible();
+  await expect(page.getByRole('alert')).toContainText('not valid JSON');
+  await expect(page.locator('.rule-status .field-error')).toContainText('Not valid JSON');
   expect((await request.get(`${ADMIN}/api/v1/flag-sets/${set}/segments/beta-testers`, { headers: { Authorization: `Bearer ${process.env.ENSIGN_ADMIN_TOKEN}` } })).status()).toBe(404);
 
   await page.getByLabel('Condition (JsonLogic)').fill('{"in": [{"var": "email"}, ["ana@example.com", "li@example.com"]]}');
@@ -40,7 +41,7 @@ test('creates a segment, edits its rule, and lists the flags using it', async ({
   await expect(usedBy.getByRole('link', { name: 'beta-banner' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Delete segment' })).toBeDisabled();
 
-  await page.getByRole('link', { name: 'Segments' }).first().click();
+  await page.getByRole('navigation', { name: 'Breadcrumb' }).getByRole('link', { name: 'Segments' }).click();
   await expect(page.getByRole('link', { name: 'beta-testers' })).toBeVisible();
   await expect(page.getByRole('row', { name: /beta-testers/ })).toContainText('People who opted into betas');
 });

@@ -1,6 +1,8 @@
 // The application shell: hash router, navigation, session, theme, toasts.
 // Each route is a page module exporting `render(root, params, ctx)` with
-// ctx = {api, session, navigate, toast, confirm, setSession}.
+// ctx = {api, session, navigate(hash), toast(message, kind), confirm({title,
+// message, confirmLabel, danger}) → Promise<boolean>, setSession(session),
+// setQuery(URLSearchParams): the page's filters into the URL, no reload}.
 
 import { api } from './api.js';
 import { h, icon, replace, notice, pageHeader } from './components/dom.js';
@@ -177,7 +179,13 @@ async function route() {
   container.setAttribute('aria-busy', 'true');
   try {
     const page = await import(match.module);
-    await page.render(root, params, { api, session, navigate, toast, confirm: confirmDialog, setSession });
+    // Pages keep their filters in the URL without a new navigation, while they are current.
+    const setQuery = (search) => {
+      if (ticket !== navigation) return;
+      const hash = `#${path}${search.size ? `?${search}` : ''}`;
+      if (window.location.hash !== hash) window.history.replaceState(null, '', hash);
+    };
+    await page.render(root, params, { api, session, navigate, toast, confirm: confirmDialog, setSession, setQuery });
   } catch (error) {
     replace(root, pageHeader('Something went wrong'), notice(error.message ?? String(error), 'danger'));
   }

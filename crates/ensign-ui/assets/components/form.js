@@ -39,7 +39,7 @@ export function field({ label, name, pointer, control = 'input', type = 'text', 
     h('label', { for: id }, label, required ? h('span', { class: 'required', 'aria-hidden': 'true' }, ' *') : null),
     input,
     hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
-    h('p', { class: 'field-error', id: errorId, hidden: true }));
+    h('p', { class: 'field-error', id: errorId, hidden: true}));
   wrapper.control = input;
   return wrapper;
 }
@@ -51,17 +51,20 @@ export function fieldGroup({ legend, pointer, hint }, ...children) {
     h('legend', {}, legend),
     hint ? h('p', { class: 'hint' }, hint) : null,
     children,
-    h('p', { class: 'field-error', id: errorId, hidden: true }));
+    h('p', { class: 'field-error', id: errorId, hidden: true}));
   return group;
 }
 
-/** Removes the errors `showProblems` placed in `form`. */
+/** Removes the errors `showProblems` placed in `form` (and only those). */
 export function clearProblems(form) {
-  for (const error of form.querySelectorAll('.field-error')) {
+  for (const error of form.querySelectorAll('[data-pointer] > .field-error')) {
     error.hidden = true;
     error.textContent = '';
   }
-  for (const invalid of form.querySelectorAll('[aria-invalid]')) invalid.removeAttribute('aria-invalid');
+  for (const invalid of form.querySelectorAll('[data-marked-invalid]')) {
+    invalid.removeAttribute('aria-invalid');
+    invalid.removeAttribute('data-marked-invalid');
+  }
   form.querySelector('.form-error')?.remove();
 }
 
@@ -92,12 +95,17 @@ export function showProblems(form, error) {
       continue;
     }
     const slot = target.querySelector(':scope > .field-error');
+    if (!slot) {
+      unplaced.push(problem);
+      continue;
+    }
     const detail = (problem.path ?? '').slice(target.dataset.pointer.length);
     const text = detail ? `${detail.slice(1)}: ${problem.message}` : problem.message;
     slot.textContent = slot.textContent ? `${slot.textContent} ${text}` : text;
     slot.hidden = false;
     const control = target.control ?? target;
     control.setAttribute('aria-invalid', 'true');
+    control.setAttribute('data-marked-invalid', '');
     first ??= target.control ?? target.querySelector('input, select, textarea, button');
   }
   if (unplaced.length || !problems.length) {

@@ -59,7 +59,7 @@ export async function render(root, params, ctx) {
       h('input', { id, name, type: 'text', value: query[name], placeholder, autocomplete: 'off' }));
   };
   const searchId = uid('q');
-  const toolbar = h('form', { class: 'toolbar', role: 'search', 'aria-label': 'Filter flags' },
+  const toolbar = h('form', { class: 'toolbar filters', role: 'search', 'aria-label': 'Filter flags' },
     h('div', { class: 'filter filter-search' },
       h('label', { for: searchId }, 'Search'),
       icon('search'),
@@ -87,8 +87,7 @@ export async function render(root, params, ctx) {
     const url = new URLSearchParams(Object.entries(query).filter(([, value]) => value));
     if (offset) url.set('offset', offset);
     if (limit !== 50) url.set('limit', limit);
-    const hash = `#/flags${url.size ? `?${url}` : ''}`;
-    if (window.location.hash !== hash) window.history.replaceState(null, '', hash);
+    ctx.setQuery(url);
     try {
       const page = await api.get('/flags', { ...query, limit, offset });
       if (ticket !== sequence) return;
@@ -118,7 +117,7 @@ export async function render(root, params, ctx) {
       h('th', { scope: 'col' }, 'Flag'),
       h('th', { scope: 'col' }, 'Kind'),
       h('th', { scope: 'col' }, 'Stage'),
-      shown.map((env) => h('th', { scope: 'col', class: 'center' }, env.name || env.key)),
+      shown.map((env) => h('th', { scope: 'col', class: 'center env' }, env.name || env.key)),
       h('th', { scope: 'col' }, 'Owner'),
       h('th', { scope: 'col' }, 'Last evaluated')));
     const rows = page.items.map((flag) => {
@@ -130,13 +129,13 @@ export async function render(root, params, ctx) {
           flag.tags.length ? h('div', { class: 'tags' }, flag.tags.map((tag) => badge(tag))) : null),
         h('td', {}, capitalize(flag.kind)),
         h('td', {},
-          h('div', {}, capitalize(flag.stage)),
+          flag.stage === 'stale' ? null : h('div', {}, capitalize(flag.stage)),
           stale || expired(flag, now) ? h('div', { class: 'badges' },
             stale ? badge('Stale', 'warn', `Stale: ${stale}`) : null,
             expired(flag, now) ? badge('Expired', 'danger', `Expired ${new Date(flag.expiresAt).toLocaleDateString()}`) : null) : null),
         shown.map((env) => h('td', { class: 'center' }, stateCell(flag.environments[env.key]))),
-        h('td', {}, flag.owner || h('span', { class: 'muted' }, '—')),
-        h('td', {}, timeAgo(flag.lastEvaluatedAt)));
+        h('td', { class: 'nowrap' }, flag.owner || h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'nowrap' }, timeAgo(flag.lastEvaluatedAt)));
     });
     const filtered = FILTERS.some((name) => query[name]);
     const body = rows.length ? h('tbody', {}, rows) : h('tbody', {}, h('tr', {}, h('td', { colspan: 5 + shown.length, class: 'empty' },
@@ -147,7 +146,9 @@ export async function render(root, params, ctx) {
   function drawPager(page) {
     const first = page.total ? page.offset + 1 : 0;
     const last = page.offset + page.items.length;
-    summary.textContent = `${first.toLocaleString()}–${last.toLocaleString()} of ${page.total.toLocaleString()} flags`;
+    summary.textContent = page.total
+      ? `${first.toLocaleString()}–${last.toLocaleString()} of ${page.total.toLocaleString()} flags`
+      : 'No flags';
     const sizeId = uid('page-size');
     const size = h('select', { id: sizeId }, PAGE_SIZES.map((n) => h('option', { value: n }, `${n}`)));
     size.value = String(limit);

@@ -8,6 +8,8 @@ import { openDialog } from '../components/dialog.js';
 import { ruleEditor } from '../components/rule-editor.js';
 
 const segmentHash = (set, key) => `#/segments/${encodeURIComponent(set)}/${encodeURIComponent(key)}`;
+// The flag set the list showed last, for coming back to it.
+const LAST_SET_KEY = 'ensign-segments-flag-set';
 const canEdit = (session) => session.role !== 'viewer' && !session.environments;
 
 export async function render(root, params, ctx) {
@@ -34,7 +36,7 @@ async function renderList(root, params, ctx) {
   }
   const selectId = uid('segment-set');
   const select = h('select', { id: selectId }, flagSets.map((set) => h('option', { value: set.key }, set.name || set.key)));
-  const wanted = params.query.get('flagSet');
+  const wanted = params.query.get('flagSet') ?? sessionStorage.getItem(LAST_SET_KEY);
   select.value = flagSets.some((set) => set.key === wanted) ? wanted : flagSets[0].key;
   const table = h('table', {});
   root.append(h('section', { class: 'card', 'aria-label': 'Segments' },
@@ -43,7 +45,8 @@ async function renderList(root, params, ctx) {
 
   async function load() {
     const set = select.value;
-    window.history.replaceState(null, '', `#/segments?flagSet=${encodeURIComponent(set)}`);
+    sessionStorage.setItem(LAST_SET_KEY, set);
+    ctx.setQuery(new URLSearchParams({ flagSet: set }));
     table.setAttribute('aria-busy', 'true');
     try {
       const segments = await ctx.api.get(ctx.api.path`/flag-sets/${set}/segments`);
@@ -115,10 +118,9 @@ async function renderSegment(root, params, ctx) {
   const description = field({ label: 'Description', name: 'description', control: 'textarea', rows: 2,
     value: segment?.description ?? '', hint: 'Who is in this audience, for the people choosing it.' });
   description.control.classList.add('prose');
+  // The editor shows the rule's own problems (syntax, and the API's under /rule).
   const editorSlot = h('div', {});
-  const ruleSlot = h('div', { class: 'field', dataset: { pointer: '/rule' } },
-    h('h2', { class: 'field-title' }, 'Who is in the segment'), editorSlot,
-    h('p', { class: 'field-error', hidden: true }));
+  const ruleSlot = h('div', { class: 'field' }, h('h2', { class: 'field-title' }, 'Who is in the segment'), editorSlot);
   const editor = ruleEditor(editorSlot, {
     mode: 'condition',
     value: segment?.rule ?? { in: [{ var: 'email' }, []] },
@@ -132,11 +134,12 @@ async function renderSegment(root, params, ctx) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearProblems(form);
+    editor.setProblems([]);
     let rule;
     try {
       rule = editor.getValue();
-    } catch (error) {
-      showProblems(form, error);
+    } catch {
+      showProblems(form, { message: 'The rule is not valid JSON; nothing was saved.' });
       return;
     }
     const body = { description: description.control.value.trim(), rule, comment: comment.control.value.trim() || null };
@@ -152,7 +155,9 @@ async function renderSegment(root, params, ctx) {
       } catch (error) {
         if (error.status === 412) error.message = 'Someone else changed this segment meanwhile; nothing was saved. Reload to see their version (copy your rule first).';
         if (error.status === 409 && creating) error.message = `A segment ${key} exists already in ${set}.`;
-        showProblems(form, error);
+        const isRule = (problem) => (problem.path ?? '').startsWith('/rule');
+        editor.setProblems(error.problems.filter(isRule));
+        showProblems(form, { message: error.message, problems: error.problems.filter((problem) => !isRule(problem)) });
       }
     });
   });
