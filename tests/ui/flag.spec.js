@@ -3,14 +3,12 @@
 // invalid JsonLogic rule that saves nothing, and a stale write that is
 // reported instead of overwriting someone else's change.
 
-const { test, expect } = require('@playwright/test');
 const fs = require('node:fs');
 const path = require('node:path');
+const { test, expect } = require('@playwright/test');
+const { ADMIN, AUTH, signInWithToken } = require('./helpers');
 
-const ADMIN = `http://127.0.0.1:${process.env.ENSIGN_ADMIN_PORT}`;
 const OFREP = `http://127.0.0.1:${process.env.ENSIGN_OFREP_PORT}`;
-const TOKEN = process.env.ENSIGN_ADMIN_TOKEN;
-const AUTH = { Authorization: `Bearer ${TOKEN}` };
 const FLAG_SET = 'shop';
 const KEY = `checkout-redesign-${Date.now().toString(36)}`;
 const FLAG_URL = `${ADMIN}/api/v1/flags/${FLAG_SET}/${KEY}`;
@@ -31,14 +29,6 @@ async function ofrep(request, targetingKey) {
     data: { context: { targetingKey } },
   });
   return response.json();
-}
-
-/** Signs in on the sign-in page with the bootstrap token. */
-async function signIn(page) {
-  await page.goto(`${ADMIN}/#/login`);
-  await page.locator('input[name="token"]').fill(TOKEN);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
 }
 
 async function openFlag(page, environment = 'production') {
@@ -62,15 +52,19 @@ test.beforeAll(async ({ request }) => {
 });
 
 test('a flag created on the flags page gets a 25 % rollout with the slider, served by OFREP', async ({ page, request }) => {
-  await signIn(page);
-  const created = await request.post(`${ADMIN}/api/v1/flags`, {
-    headers: AUTH,
-    data: {
-      flagSet: FLAG_SET, key: KEY, description: 'The new checkout flow', owner: 'team-checkout', tags: ['checkout'],
-      variants: { on: true, off: false }, defaultVariant: 'off',
-    },
-  });
-  expect(created.status()).toBe(201);
+  await signInWithToken(page);
+  await page.getByRole('button', { name: 'New flag' }).click();
+  const dialog = page.getByRole('dialog', { name: 'New flag' });
+  await dialog.getByRole('textbox', { name: 'Key' }).fill(KEY);
+  await dialog.getByLabel('Flag set').selectOption(FLAG_SET);
+  await dialog.getByLabel('Default variant').selectOption('off');
+  await dialog.getByLabel('Owner').fill('team-checkout');
+  await dialog.getByLabel('Tags').fill('checkout');
+  await dialog.getByLabel('Description').fill('The new checkout flow');
+  await dialog.getByRole('button', { name: 'Create flag' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: KEY })).toBeVisible();
+  const created = await readFlag(request);
+  expect(created.environments.production).toMatchObject({ state: 'DISABLED', variants: { on: true, off: false }, defaultVariant: 'off' });
   await openFlag(page);
 
   // Everyone: a split between "on" and "off", 25 % on, set with the keyboard on the slider.
@@ -105,15 +99,10 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
   // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
   expect(on).toBeGreaterThan(70);
   expect(on).toBeLessThan(130);
-
-  // The test panel explains the bucket.
-  await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7"}');
-  await page.getByRole('button', { name: 'Evaluate' }).click();
-  await expect(page.locator('.test-result')).toContainText('TARGETING_MATCH');
 });
 
 test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   await openFlag(page);
   const toggle = page.getByRole('switch', { name: /Serving in production/ });
   await toggle.click();
@@ -131,7 +120,7 @@ test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the hist
 });
 
 test('an invalid JsonLogic rule shows its error and saves nothing', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   const before = await readFlag(request);
   await openFlag(page);
   await page.getByRole('tab', { name: 'JsonLogic' }).click();
@@ -158,7 +147,7 @@ test('an invalid JsonLogic rule shows its error and saves nothing', async ({ pag
 });
 
 test('a stale write is reported with a reload option and does not overwrite', async ({ page, request }) => {
-  await signIn(page);
+  await signInWithToken(page);
   await openFlag(page);
   // Someone else saves production behind the page's back.
   const current = await readFlag(request);
@@ -178,6 +167,22 @@ test('a stale write is reported with a reload option and does not overwrite', as
 
   await page.getByRole('button', { name: /Reload the flag/ }).click();
   await expect(page.getByLabel('Default variant')).toHaveValue('on');
+});
+
+test('the test panel gives the answer OFREP gives, with the bucket explained', async ({ page, request }) => {
+  await signInWithToken(page);
+  await openFlag(page);
+  await page.getByRole('switch', { name: /Serving in production/ }).click();
+  await confirm(page, 'Turn on');
+  await expect.poll(async () => (await ofrep(request, 'user-7')).reason, { timeout: 15000 }).toBe('TARGETING_MATCH');
+  const user7 = await ofrep(request, 'user-7');
+  await page.getByLabel('Evaluation context (JSON)').fill('{"targetingKey": "user-7"}');
+  await page.getByRole('button', { name: 'Evaluate' }).click();
+  const result = page.locator('.test-result');
+  await expect(result).toContainText('TARGETING_MATCH');
+  await expect(result.locator('dd').nth(1)).toHaveText(user7.variant);
+  await expect(result.locator('.bucket-bar')).toBeVisible();
+  await expect(result).toContainText(`which serves ${user7.variant}`);
 });
 
 test('screenshots of the flag page, light and dark', async ({ page, request }) => {
@@ -205,7 +210,7 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
   });
   expect(configured.status()).toBe(200);
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await signIn(page);
+  await signInWithToken(page);
   for (const theme of ['light', 'dark']) {
     await page.evaluate((t) => localStorage.setItem('ensign-theme', t), theme);
     await openFlag(page);

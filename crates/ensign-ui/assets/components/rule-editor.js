@@ -2,7 +2,8 @@
 // JsonLogic view, kept in sync.
 //
 //   ruleEditor(container, {mode: 'targeting' | 'condition', value, variants,
-//                          segments, validate, onChange}) → {getValue, setValue, ...}
+//                          segments, validate, onChange, readOnly})
+//     → {getValue, setValue, ...}
 //
 // In 'targeting' mode the value is a flag's targeting: an ordered list of
 // "if <condition> serve <variant | split>" rules and what to serve otherwise
@@ -97,9 +98,8 @@ function parseClause(rule) {
   if ((name === '==' || name === '!=') && args.length === 2 && isScalar(args[1])) {
     return { type: 'attr', attr, op: name, value: args[1], valueType: typeOf(args[1]) };
   }
-  if (name === 'in' && args.length === 2 && Array.isArray(args[1]) && args[1].length
-      && args[1].every(isScalar)) {
-    const valueType = typeOf(args[1][0]);
+  if (name === 'in' && args.length === 2 && Array.isArray(args[1]) && args[1].every(isScalar)) {
+    const valueType = args[1].length ? typeOf(args[1][0]) : 'text';
     if (!args[1].every((v) => typeOf(v) === valueType)) return null;
     return { type: 'attr', attr, op: 'in', value: args[1], valueType };
   }
@@ -428,6 +428,9 @@ export function ruleEditor(container, options = {}) {
       const target = structured.querySelector(`[data-focus="${CSS.escape(key)}"]`);
       if (target) target.focus();
     }
+    if (options.readOnly) {
+      for (const control of structured.querySelectorAll('input, select, textarea, button')) control.disabled = true;
+    }
   }
 
   function targetingEditor() {
@@ -628,10 +631,12 @@ export function ruleEditor(container, options = {}) {
         if (type === 'variant') serve.variant = variants[0] || '';
         if (type === 'split') {
           serve.bucketBy = '';
-          const [first, second] = variants;
-          serve.buckets = second === undefined
-            ? [{ variant: first || '', weight: 100 }]
-            : [{ variant: first, weight: 50 }, { variant: second, weight: 50 }];
+          // Every variant, 100 shared out evenly (an A/B/n split; two variants: a rollout).
+          const names = variants.length ? variants : [''];
+          serve.buckets = names.map((variant, i) => ({
+            variant,
+            weight: Math.floor(100 / names.length) + (i < 100 % names.length ? 1 : 0),
+          }));
         }
         commit({ rerender: true });
       },
@@ -738,6 +743,7 @@ export function ruleEditor(container, options = {}) {
 
   // -- public interface -----------------------------------------------------
 
+  textarea.readOnly = !!options.readOnly;
   writeText();
   renderStructured();
   show(model ? 'structured' : 'raw');

@@ -399,6 +399,7 @@ export async function render(root, params, ctx) {
       value: draft.targeting,
       variants: variantNames(),
       segments,
+      readOnly: !editable,
       validate: (targeting) => validateTargeting(targeting),
       onChange: (targeting) => { draft.targeting = targeting; markDirty(); },
     });
