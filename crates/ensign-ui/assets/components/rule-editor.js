@@ -328,14 +328,19 @@ export function ruleEditor(container, options = {}) {
     textarea.rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, lines));
   }
 
+  /** Where in the rule a problem is (its pointer without the rule's own). */
+  function where(problem) {
+    return (problem.pointer ?? problem.path ?? '').replace(/^\/(targeting|rule)(?=\/|$)/, '');
+  }
+
   function renderStatus() {
     const items = [];
     if (syntaxError) items.push({ message: syntaxError, severity: 'error' });
-    for (const p of serverProblems) items.push(p);
+    for (const p of serverProblems) if (p.message !== syntaxError) items.push(p);
     textarea.setAttribute('aria-invalid', String(items.some((p) => p.severity !== 'warning')));
     status.replaceChildren(...items.map((p) => el('p', {
       class: p.severity === 'warning' ? 'field-warning' : 'field-error',
-      text: `${p.pointer || p.path ? `${p.pointer || p.path}: ` : ''}${p.message}`,
+      text: `${where(p) ? `${where(p)}: ` : ''}${p.message}`,
     })));
   }
 

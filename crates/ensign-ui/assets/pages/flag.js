@@ -377,10 +377,9 @@ export async function render(root, params, ctx) {
         el('label', { for: 'default-variant', text: 'Default variant' }), defaultSelect,
         el('span', { class: 'hint', text: 'Served when targeting matches nobody.' }),
         errorSlot()),
-      el('fieldset', { class: 'field-group', dataset: { pointer: '/targeting' } },
+      el('fieldset', { class: 'field-group config-targeting' },
         el('legend', { text: 'Targeting' }),
-        targetingBox,
-        errorSlot()),
+        targetingBox),
       el('div', { class: 'config-save' },
         el('label', { for: 'config-comment', class: 'visually-hidden', text: 'Comment for the history' }), commentInput,
         discardButton, saveButton),
@@ -433,7 +432,7 @@ export async function render(root, params, ctx) {
       problems.push({ path: '/targeting', message: error.message });
     }
     if (problems.length) {
-      const error = new Error('Nothing was saved: the configuration has problems.');
+      const error = new Error('the configuration has problems');
       error.problems = problems;
       throw error;
     }
@@ -456,14 +455,23 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /** Shows a failed save's problems: the rule's in the rule editor, the others by their fields. */
+  function showConfigProblems(error) {
+    const problems = error.problems || [];
+    const inRule = (p) => (p.path ?? p.pointer ?? '').startsWith('/targeting');
+    editor.setProblems(problems.filter(inRule));
+    showProblems(form, { message: `Nothing was saved: ${error.message}`, problems: problems.filter((p) => !inRule(p)) });
+  }
+
   async function save() {
     clearProblems(form);
+    editor.setProblems([]);
     configStatus.replaceChildren();
     let body;
     try {
       body = configBody();
     } catch (error) {
-      showProblems(form, error);
+      showConfigProblems(error);
       return;
     }
     const comment = commentInput.value.trim();
@@ -492,7 +500,7 @@ export async function render(root, params, ctx) {
       return;
     }
     if (error.status === 422) {
-      showProblems(form, error);
+      showConfigProblems(error);
       return;
     }
     configStatus.replaceChildren(notice(`Nothing was saved: ${error.message}`, 'danger'));
