@@ -15,13 +15,14 @@
 //!   is read or changed.
 //!
 //! No or unknown credentials are 401. A viewer's non-read request is refused
-//! here, before its body is read.
+//! here, before its body is read (but evaluating and validating a flag
+//! configuration, which write nothing).
 //!
 //! Authorization (the [`Editor`] and [`Admin`] extractors, then a scope):
 //!
 //! | role   | may                                                            |
 //! |--------|----------------------------------------------------------------|
-//! | viewer | read everything but tokens and users                           |
+//! | viewer | read everything but tokens and users; evaluate and validate    |
 //! | editor | also write flags, segments, flag sets, import                  |
 //! | admin  | also write environments, tokens and users, and read them       |
 //!
@@ -157,6 +158,26 @@ fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Whether a `POST` to `path` (under `/api/v1`, with or without that prefix)
+/// only computes an answer (`.../evaluate`, `.../validate` of a flag in an
+/// environment), so viewers may send it.
+fn writes_nothing(path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(
+        segments.as_slice(),
+        [
+            "",
+            "flags",
+            _,
+            _,
+            "environments",
+            _,
+            "evaluate" | "validate"
+        ]
+    )
+}
+
 /// Whether `hash` is the hash of the bootstrap token configured now.
 pub(crate) fn is_current_bootstrap(state: &AdminState, hash: &str) -> bool {
     state
@@ -227,7 +248,10 @@ pub(crate) async fn authenticate(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    if caller.role == Role::Viewer && !is_read(request.method()) {
+    if caller.role == Role::Viewer
+        && !is_read(request.method())
+        && !writes_nothing(request.uri().path())
+    {
         return ApiError::forbidden(format!("{} is a viewer: it may only read", caller.actor))
             .into_response();
     }
@@ -383,6 +407,24 @@ mod tests {
         assert_eq!(bearer(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn only_evaluate_and_validate_write_nothing() {
+        assert!(writes_nothing(
+            "/api/v1/flags/web/a%2Fb/environments/prod/evaluate"
+        ));
+        assert!(writes_nothing(
+            "/api/v1/flags/web/a/environments/prod/validate"
+        ));
+        assert!(!writes_nothing(
+            "/api/v1/flags/web/a/environments/prod/toggle"
+        ));
+        assert!(!writes_nothing(
+            "/api/v1/flags/web/a/b/environments/prod/evaluate"
+        ));
+        assert!(!writes_nothing("/api/v1/flags/web/a/environments/prod"));
+        assert!(writes_nothing("/flags/web/a/environments/prod/evaluate"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The admin REST API, served on the admin port under `/api/v1`: environments,
 //! flag sets, segments, flags (with per-environment configuration, toggles,
-//! copies between environments, archive and restore), API tokens, the audit
-//! log, and import / export of flagd documents. The OpenAPI document is
+//! copies between environments, archive and restore, and evaluation and
+//! validation for the editor), API tokens, web UI users and sessions, the
+//! audit log, and import / export of flagd documents. The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
 //!
@@ -34,6 +35,7 @@ pub mod wire;
 use std::fmt;
 use std::sync::Arc;
 
+use ensign_engine::EvaluationOptions;
 use ensign_storage::Storage;
 
 pub use auth::{COMMENT_HEADER, CSRF_HEADER, SESSION_COOKIE};
@@ -51,6 +53,8 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
+    /// How flags are evaluated for `.../evaluate` (the server's `--fractional`).
+    pub evaluation: EvaluationOptions,
     /// Failed password sign-ins per name (for the sign-in lockout).
     login_failures: Arc<handlers::session::LoginFailures>,
 }
@@ -61,8 +65,16 @@ impl AdminState {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
+            evaluation: EvaluationOptions::default(),
             login_failures: Arc::default(),
         }
+    }
+
+    /// The same state evaluating flags with `options` (as the server serves
+    /// them).
+    pub fn with_evaluation(mut self, options: EvaluationOptions) -> Self {
+        self.evaluation = options;
+        self
     }
 }
 

@@ -16,6 +16,8 @@
 //! | PATCH, DELETE | /flags/{set}/{key}                        | editor |
 //! | PUT    | /flags/{set}/{key}/environments/{env}            | editor |
 //! | POST   | /flags/{set}/{key}/environments/{env}/toggle     | editor |
+//! | POST   | /flags/{set}/{key}/environments/{env}/evaluate   | viewer |
+//! | POST   | /flags/{set}/{key}/environments/{env}/validate   | viewer |
 //! | POST   | /flags/{set}/{key}/copy, /archive, /restore      | editor |
 //! | GET    | /audit                                           | viewer |
 //! | GET    | /export                                          | viewer |
@@ -40,7 +42,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::handlers::{
-    audit, documents, environments, flag_sets, flags, segments, session, tokens, users,
+    audit, documents, environments, evaluate, flag_sets, flags, segments, session, tokens, users,
 };
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
@@ -63,6 +65,8 @@ fn authenticated() -> Routes {
         .routes(routes!(flags::read, flags::update, flags::delete))
         .routes(routes!(flags::configure))
         .routes(routes!(flags::toggle))
+        .routes(routes!(evaluate::evaluate))
+        .routes(routes!(evaluate::validate))
         .routes(routes!(flags::copy))
         .routes(routes!(flags::archive))
         .routes(routes!(flags::restore))

@@ -821,6 +821,132 @@ impl std::fmt::Debug for NewUser {
     }
 }
 
+// Evaluation and validation in the editor.
+
+/// The body of an evaluation: the context to evaluate the flag for.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvaluateRequest {
+    /// The evaluation context (`targetingKey` included), as an SDK sends it.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+/// What the flag resolves to for the context, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// The value served (`null`: the application's code default applies).
+    pub value: Option<Value>,
+    /// The variant served.
+    pub variant: Option<String>,
+    /// `STATIC`, `TARGETING_MATCH`, `DEFAULT`, `DISABLED` or `ERROR`.
+    pub reason: String,
+    /// `FLAG_NOT_FOUND`, `PARSE_ERROR`, `GENERAL`, ... when the reason is `ERROR`.
+    pub error_code: Option<String>,
+    /// What went wrong, when the reason is `ERROR`.
+    pub error_message: Option<String>,
+    /// How the answer came about: sentences, and an object for every
+    /// `fractional` that placed the context.
+    pub explanation: Vec<ExplanationStep>,
+}
+
+/// One step of an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ExplanationStep {
+    /// A sentence for people.
+    Text(String),
+    /// How a `fractional` placed the context.
+    Fractional(FractionalStep),
+}
+
+/// How a `fractional` placed the context (`kind` is `fractional`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FractionalStep {
+    /// Always `fractional`.
+    pub kind: String,
+    /// The hashed value as text.
+    pub bucket_by: String,
+    /// The bucket the value fell into (`0 <= bucket < totalWeight`).
+    pub bucket: u32,
+    /// The sum of the weights.
+    pub total_weight: u32,
+    /// Every entry in order, with its buckets `from <= bucket < to`.
+    pub buckets: Vec<BucketStep>,
+    /// The variant chosen.
+    pub variant: Option<String>,
+}
+
+/// One entry of a `fractional` and its range of buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketStep {
+    /// The entry's variant.
+    pub variant: Option<String>,
+    /// The entry's weight.
+    pub weight: u32,
+    /// The first bucket.
+    pub from: u32,
+    /// One past the last bucket.
+    pub to: u32,
+}
+
+impl From<ensign_engine::FractionalTrace> for FractionalStep {
+    fn from(trace: ensign_engine::FractionalTrace) -> Self {
+        FractionalStep {
+            kind: "fractional".to_owned(),
+            bucket_by: trace.bucket_by,
+            bucket: trace.bucket,
+            total_weight: trace.total_weight,
+            buckets: trace
+                .buckets
+                .into_iter()
+                .map(|range| BucketStep {
+                    variant: range.variant,
+                    weight: range.weight,
+                    from: range.from,
+                    to: range.to,
+                })
+                .collect(),
+            variant: trace.variant,
+        }
+    }
+}
+
+/// Whether a configuration would be accepted, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// True when `PUT` would accept the configuration as it is.
+    pub valid: bool,
+    /// Every problem, with its JSON Pointer into the body.
+    pub problems: Vec<ValidationProblem>,
+}
+
+/// One problem with a configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationProblem {
+    /// JSON Pointer into the body, as in the `PUT`'s 422.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+    /// `error` (refused) or `warning`.
+    pub severity: ProblemSeverity,
+}
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemSeverity {
+    /// The configuration is refused.
+    Error,
+    /// The configuration is accepted, but probably not as meant.
+    Warning,
+}
+
 // Audit log.
 
 /// One line of the append-only audit log.

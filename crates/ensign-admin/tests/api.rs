@@ -1458,6 +1458,8 @@ async fn the_openapi_document_lists_every_route() {
         "DELETE /api/v1/flags/{set}/{key}",
         "PUT /api/v1/flags/{set}/{key}/environments/{env}",
         "POST /api/v1/flags/{set}/{key}/environments/{env}/toggle",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/evaluate",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/validate",
         "POST /api/v1/flags/{set}/{key}/copy",
         "POST /api/v1/flags/{set}/{key}/archive",
         "POST /api/v1/flags/{set}/{key}/restore",
@@ -2125,4 +2127,242 @@ async fn users_are_managed_by_admins() {
         .map(|e| e["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, ["user.delete", "user.create"]);
+}
+
+// ---------------------------------------------------------------------------
+// Evaluate and validate in the editor
+
+#[tokio::test]
+async fn evaluate_answers_as_served_and_explains_fractional() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    let put = api
+        .call(Method::PUT, "/flag-sets/web/segments/staff")
+        .token(BOOTSTRAP)
+        .json(json!({"rule": {"ends_with": [{"var": "email"}, "@example.com"]}}))
+        .send()
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.body);
+    api.flag(
+        "web",
+        "checkout",
+        json!({
+            "state": "ENABLED",
+            "variants": {"old": "old", "new": "new", "beta": "beta"},
+            "defaultVariant": "old",
+            "targeting": {"if": [
+                {"$ref": "staff"}, "beta",
+                {"fractional": [["old", 30], ["new", 70]]}
+            ]}
+        }),
+    )
+    .await;
+    let export = api.get("/export?environment=production&flagSet=web").await;
+    let loaded = load_value(&export.body, &Limits::default()).unwrap();
+    let flag = loaded.document.flags[0].clone();
+    let viewer = api.token("looker", "viewer", None).await;
+    let path = "/flags/web/checkout/environments/production/evaluate";
+    let mut seen = BTreeSet::new();
+    for i in 0..40 {
+        let context =
+            json!({"targetingKey": format!("user-{i}"), "email": format!("u{i}@else.org")});
+        // Viewers may evaluate: it writes nothing.
+        let reply = api
+            .call(Method::POST, path)
+            .token(&viewer)
+            .json(json!({"context": context}))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let served = flag.evaluate(
+            context.as_object().unwrap(),
+            1_700_000_000,
+            &EvaluationOptions::default(),
+        );
+        let variant = served.variant.unwrap();
+        assert_eq!(reply.body["variant"], variant, "{}", reply.body);
+        assert_eq!(reply.body["value"], variant);
+        assert_eq!(reply.body["reason"], "TARGETING_MATCH");
+        assert_eq!(reply.body["errorCode"], Value::Null);
+        seen.insert(variant.to_owned());
+        let explanation = reply.body["explanation"].as_array().unwrap();
+        let fractional: Vec<&Value> = explanation
+            .iter()
+            .filter(|step| step["kind"] == "fractional")
+            .collect();
+        assert_eq!(fractional.len(), 1, "{}", reply.body);
+        let step = fractional[0];
+        assert_eq!(
+            step["bucketBy"],
+            json!(["checkout", format!("user-{i}")]).to_string()
+        );
+        assert_eq!(step["totalWeight"], 100);
+        assert_eq!(step["variant"], variant);
+        let bucket = step["bucket"].as_u64().unwrap();
+        assert!(bucket < 100);
+        assert_eq!(
+            step["buckets"],
+            json!([
+                {"variant": "old", "weight": 30, "from": 0, "to": 30},
+                {"variant": "new", "weight": 70, "from": 30, "to": 100}
+            ])
+        );
+        let expected = if bucket < 30 { "old" } else { "new" };
+        assert_eq!(variant, expected);
+        assert!(explanation.iter().any(|step| step.is_string()));
+    }
+    assert_eq!(seen, BTreeSet::from(["new".to_owned(), "old".to_owned()]));
+
+    // A segment match never reaches the fractional.
+    let reply = api
+        .post(
+            path,
+            json!({"context": {"targetingKey": "x", "email": "ann@example.com"}}),
+        )
+        .await;
+    assert_eq!(reply.body["variant"], "beta");
+    assert!(
+        !reply.body["explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["kind"] == "fractional")
+    );
+
+    // Without a targeting key nothing is placed: the default is served.
+    let reply = api.post(path, json!({"context": {}})).await;
+    assert_eq!(reply.body["variant"], "old");
+    assert_eq!(reply.body["reason"], "DEFAULT");
+
+    // Disabled: the code default, said so.
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/staging/toggle",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/staging/evaluate",
+            json!({"context": {"targetingKey": "x"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["reason"], "DISABLED");
+    assert_eq!(reply.body["value"], Value::Null);
+    assert!(
+        reply.body["explanation"][0]
+            .as_str()
+            .unwrap()
+            .contains("DISABLED")
+    );
+
+    // Unknown flags and environments are 404; bad bodies 422.
+    let reply = api
+        .post(
+            "/flags/web/nope/environments/production/evaluate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/nowhere/evaluate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api.post(path, json!({"context": 5})).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.problem_paths(),
+        BTreeSet::from(["/context".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn validate_reports_what_put_refuses_and_writes_nothing() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let before = api.get("/flags/web/banner").await;
+    let audit_before = api.get("/audit").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let validate = "/flags/web/banner/environments/production/validate";
+
+    let bad = json!({
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "maybe",
+        "targeting": {"if": [{"no_such_operator": [1]}, "on", "off"]}
+    });
+    let reply = api.post(validate, bad.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["valid"], false);
+    let problems = reply.body["problems"].as_array().unwrap();
+    let pointers: BTreeSet<String> = problems
+        .iter()
+        .map(|p| p["pointer"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(pointers.contains("/defaultVariant"), "{pointers:?}");
+    assert!(
+        pointers.iter().any(|p| p.starts_with("/targeting")),
+        "{pointers:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["severity"] == "error" && p["message"].is_string())
+    );
+
+    // The same pointers the PUT refuses with.
+    let put = api
+        .call(Method::PUT, "/flags/web/banner/environments/production")
+        .token(BOOTSTRAP)
+        .json(bad)
+        .send()
+        .await;
+    assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(put.problem_paths(), pointers);
+
+    // A body of the wrong shape is reported, not refused.
+    let reply = api
+        .post(
+            validate,
+            json!({"variants": {"on": true}, "stat": "ENABLED"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["valid"], false);
+    assert!(!reply.body["problems"].as_array().unwrap().is_empty());
+
+    // A good configuration is valid.
+    let good = json!({
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "targeting": {"fractional": [["on", 10], ["off", 90]]}
+    });
+    let reply = api.post(validate, good).await;
+    assert_eq!(reply.body, json!({"valid": true, "problems": []}));
+
+    // Nothing was written.
+    let after = api.get("/flags/web/banner").await;
+    assert_eq!(after.etag(), before.etag());
+    assert_eq!(after.body, before.body);
+    let audit_after = api.get("/audit").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(audit_after, audit_before);
+    let reply = api
+        .post(
+            "/flags/web/nope/environments/production/validate",
+            json!({"state": "ENABLED", "variants": {"a": 1}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }

@@ -31,6 +31,8 @@ enum Command {
     Flags(commands::flags::FlagsArgs),
     /// Create, list or revoke a running server's API tokens (admin API client).
     Token(commands::token::TokenArgs),
+    /// Create, list or delete a running server's web UI users (admin API client).
+    User(commands::user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Flags(args) => commands::flags::run(&args),
         Command::Token(args) => commands::token::run(&args),
+        Command::User(args) => commands::user::run(&args),
     };
     match result {
         Ok(code) => code,

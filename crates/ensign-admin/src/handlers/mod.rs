@@ -6,6 +6,7 @@
 pub(crate) mod audit;
 pub(crate) mod documents;
 pub(crate) mod environments;
+pub(crate) mod evaluate;
 pub(crate) mod flag_sets;
 pub(crate) mod flags;
 pub(crate) mod segments;

@@ -6,6 +6,7 @@ pub mod flags;
 pub mod migrate;
 pub mod serve;
 pub mod token;
+pub mod user;
 pub mod validate;
 
 use std::time::{SystemTime, UNIX_EPOCH};

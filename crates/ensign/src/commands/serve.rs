@@ -299,8 +299,10 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         // The bootstrap admin token comes only from the environment, never a flag.
         let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
         // The web UI shares the admin port: its assets at `/`, the API under `/api/v1`.
-        let admin = ensign_admin::router(ensign_admin::AdminState::new(storage.clone(), bootstrap))
-            .merge(ensign_ui::router());
+        let admin = ensign_admin::router(
+            ensign_admin::AdminState::new(storage.clone(), bootstrap).with_evaluation(options),
+        )
+        .merge(ensign_ui::router());
         tasks.spawn(ensign_http::serve(
             listener,
             None,
