@@ -125,6 +125,8 @@ test('an invalid JsonLogic rule shows its error and saves nothing', async ({ pag
   await page.getByRole('tab', { name: 'JsonLogic' }).click();
   const json = page.getByLabel('Targeting (JsonLogic)');
   await json.fill('{"if": [{"no_such_operator": [{"var": "email"}]}, "on", "off"]}');
+  // Live validation by the server while typing, before any save.
+  await expect(page.locator('.rule-status .field-error')).toContainText('unknown operator');
   await page.getByRole('tab', { name: 'Rules' }).click();
   await expect(page.getByText('This rule is edited as JsonLogic')).toBeVisible();
   await page.getByRole('button', { name: 'Save changes' }).click();

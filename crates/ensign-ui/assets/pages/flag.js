@@ -628,7 +628,7 @@ export async function render(root, params, ctx) {
     const total = step.totalWeight || 1;
     const bar = el('div', { class: 'bucket-bar', role: 'img', 'aria-label': `Bucket ${step.bucket} of ${total}, which serves ${step.variant}` },
       ...(step.buckets || []).map((b) => {
-        const part = el('span', { class: `bucket-part ${b.variant === step.variant ? 'is-chosen' : ''}`, text: b.variant });
+        const part = el('span', { class: `bucket-part ${b.variant === step.variant ? 'is-chosen' : ''}`, text: b.variant ?? '' });
         part.style.flexGrow = String(Math.max(b.weight, 0));
         return part;
       }));
@@ -638,7 +638,9 @@ export async function render(root, params, ctx) {
     return el('div', { class: 'stack' },
       el('p', {}, 'Split by ', el('code', { text: step.bucketBy }), `: bucket ${step.bucket} of ${total}, which serves `, el('strong', { text: step.variant }), '.'),
       bar,
-      el('ul', { class: 'bucket-ranges' }, ...(step.buckets || []).map((b) => el('li', { text: `${b.variant}: weight ${b.weight}, buckets ${b.from}–${b.to}` }))));
+      el('ul', { class: 'bucket-ranges' }, ...(step.buckets || []).map((b) => el('li', {
+        text: `${b.variant ?? '(no variant)'}: weight ${b.weight}, ${b.to > b.from ? `buckets ${b.from}–${b.to - 1}` : 'no buckets'}`,
+      }))));
   }
 
   // -- kill switch -------------------------------------------------------------
