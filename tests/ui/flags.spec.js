@@ -59,7 +59,7 @@ test('filters by flag set, search, kind, owner, tag, stage and state; pages on t
   await page.getByLabel('State').selectOption('ENABLED');
   await expect.poll(() => keys(page)).toEqual(['checkout-redesign']);
   // One environment chosen: one state column.
-  await expect(page.locator('.flags-table thead th')).toHaveText(['Flag', 'Kind', 'Stage', 'Staging', 'Owner', 'Last evaluated']);
+  await expect(page.locator('.flags-table thead th')).toHaveText(['Flag', 'Stage', 'Staging', 'Owner', 'Last evaluated']);
 
   // The filters are in the URL: a reload shows the same list.
   await page.reload();

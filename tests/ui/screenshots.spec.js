@@ -28,10 +28,18 @@ const FLAGS = [
 test('screenshots of the main pages, light and dark', async ({ page, request }) => {
   test.setTimeout(180_000);
   await call(request, 'POST', '/flag-sets', { key: SET, name: 'Storefront', metadata: { team: 'commerce' } });
+  await call(request, 'PUT', `/flag-sets/${SET}/segments/beta-testers`, {
+    description: 'Customers who opted into early features',
+    rule: { or: [{ in: [{ var: 'email' }, ['ana@example.com', 'li@example.com']] }, { ends_with: [{ var: 'email' }, '@ensign.example'] }] },
+  });
+  await call(request, 'PUT', `/flag-sets/${SET}/segments/eu-customers`, {
+    description: 'Customers shipping to the EU', rule: { in: [{ var: 'country' }, ['DE', 'FR', 'NL', 'ES', 'IT']] },
+  });
   for (const [key, kind, owner, tags, description, on] of FLAGS) {
     const created = await call(request, 'POST', '/flags', {
       flagSet: SET, key, kind, owner, tags, description, variants: { on: true, off: false }, defaultVariant: 'off',
       expiresAt: key === 'gift-cards' ? Date.now() - 3 * DAY : null,
+      targeting: key === 'checkout-redesign' ? { if: [{ $ref: 'beta-testers' }, 'on', 'off'] } : null,
     });
     if (created.status() !== 201) continue;
     for (const env of on) await must(request, 'POST', `/flags/${SET}/${key}/environments/${env}/toggle`, { enabled: true }, 200);
@@ -40,13 +48,6 @@ test('screenshots of the main pages, light and dark', async ({ page, request }) 
   await call(request, 'PATCH', `/flags/${SET}/checkout-redesign`, { stage: 'active' });
   await call(request, 'PATCH', `/flags/${SET}/search-typo-tolerance`, { stage: 'released' });
   await call(request, 'PATCH', `/flags/${SET}/payments-kill-switch`, { stage: 'permanent' });
-  await call(request, 'PUT', `/flag-sets/${SET}/segments/beta-testers`, {
-    description: 'Customers who opted into early features',
-    rule: { or: [{ in: [{ var: 'email' }, ['ana@example.com', 'li@example.com']] }, { ends_with: [{ var: 'email' }, '@ensign.example'] }] },
-  });
-  await call(request, 'PUT', `/flag-sets/${SET}/segments/eu-customers`, {
-    description: 'Customers shipping to the EU', rule: { in: [{ var: 'country' }, ['DE', 'FR', 'NL', 'ES', 'IT']] },
-  });
   await call(request, 'POST', '/tokens', { name: 'ci-deploy', role: 'editor', environments: ['staging'] });
   await call(request, 'POST', '/tokens', { name: 'grafana-readonly', role: 'viewer' });
   // Evaluations mark "last evaluated"; the server writes the marks every 30 s.
@@ -74,7 +75,11 @@ test('screenshots of the main pages, light and dark', async ({ page, request }) 
       await expect(page.getByRole('heading', { level: 1, name: heading })).toBeVisible();
       await expect(page.locator('main[aria-busy], table[aria-busy]')).toHaveCount(0);
       await page.locator('h1').blur();
+      // A viewport as tall as the page, so the sticky navigation is drawn once.
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      await page.setViewportSize({ width: 1280, height: Math.max(800, height) });
       await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${theme}.png`) });
+      await page.setViewportSize({ width: 1280, height: 800 });
     }
     await page.goto(`${ADMIN}/#/flags?flagSet=${SET}`);
     await page.getByRole('button', { name: 'New flag' }).click();

@@ -22,7 +22,6 @@ const ROUTES = [
 ];
 
 const NAV = [
-  { heading: 'Flags' },
   { hash: '#/flags', label: 'Flags', icon: 'flag' },
   { hash: '#/segments', label: 'Segments', icon: 'segment' },
   { heading: 'Administration' },

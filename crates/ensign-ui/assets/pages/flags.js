@@ -60,7 +60,7 @@ export async function render(root, params, ctx) {
   };
   const searchId = uid('q');
   const toolbar = h('form', { class: 'toolbar filters', role: 'search', 'aria-label': 'Filter flags' },
-    h('div', { class: 'filter filter-search' },
+    h('div', { class: 'filter filter-search span-all' },
       h('label', { for: searchId }, 'Search'),
       icon('search'),
       h('input', { id: searchId, name: 'q', type: 'search', value: query.q, placeholder: 'Key or description', autocomplete: 'off' })),
@@ -115,30 +115,32 @@ export async function render(root, params, ctx) {
     const now = Date.now();
     const head = h('thead', {}, h('tr', {},
       h('th', { scope: 'col' }, 'Flag'),
-      h('th', { scope: 'col' }, 'Kind'),
       h('th', { scope: 'col' }, 'Stage'),
       shown.map((env) => h('th', { scope: 'col', class: 'center env' }, env.name || env.key)),
       h('th', { scope: 'col' }, 'Owner'),
       h('th', { scope: 'col' }, 'Last evaluated')));
     const rows = page.items.map((flag) => {
-      const stale = staleReason(flag, now);
+      // A flag marked stale shows it as its stage; one stale for want of evaluations gets a badge.
+      const unused = flag.stage === 'stale' ? null : staleReason(flag, now);
+      const isExpired = expired(flag, now);
       return h('tr', {},
         h('td', {},
-          h('a', { class: 'key', href: `#/flags/${encodeURIComponent(flag.flagSet)}/${encodeURIComponent(flag.key)}` }, flag.key),
-          h('div', { class: 'sub' }, h('span', {}, flag.flagSet), flag.description ? ` · ${flag.description}` : ''),
-          flag.tags.length ? h('div', { class: 'tags' }, flag.tags.map((tag) => badge(tag))) : null),
-        h('td', {}, capitalize(flag.kind)),
+          h('div', { class: 'flag-name' },
+            h('a', { class: 'key', href: `#/flags/${encodeURIComponent(flag.flagSet)}/${encodeURIComponent(flag.key)}` }, flag.key),
+            flag.tags.map((tag) => badge(tag))),
+          h('div', { class: 'sub', title: flag.description || null }, h('span', {}, flag.flagSet), flag.description ? ` · ${flag.description}` : '')),
         h('td', {},
-          flag.stage === 'stale' ? null : h('div', {}, capitalize(flag.stage)),
-          stale || expired(flag, now) ? h('div', { class: 'badges' },
-            stale ? badge('Stale', 'warn', `Stale: ${stale}`) : null,
-            expired(flag, now) ? badge('Expired', 'danger', `Expired ${new Date(flag.expiresAt).toLocaleDateString()}`) : null) : null),
+          h('div', {}, flag.stage === 'stale' ? badge('Stale', 'warn', 'Stale: marked stale') : capitalize(flag.stage)),
+          h('div', { class: 'sub' }, capitalize(flag.kind)),
+          unused || isExpired ? h('div', { class: 'badges' },
+            unused ? badge('Stale', 'warn', `Stale: ${unused}`) : null,
+            isExpired ? badge('Expired', 'danger', `Expired ${new Date(flag.expiresAt).toLocaleDateString()}`) : null) : null),
         shown.map((env) => h('td', { class: 'center' }, stateCell(flag.environments[env.key]))),
         h('td', { class: 'nowrap' }, flag.owner || h('span', { class: 'muted' }, '—')),
         h('td', { class: 'nowrap' }, timeAgo(flag.lastEvaluatedAt)));
     });
     const filtered = FILTERS.some((name) => query[name]);
-    const body = rows.length ? h('tbody', {}, rows) : h('tbody', {}, h('tr', {}, h('td', { colspan: 5 + shown.length, class: 'empty' },
+    const body = rows.length ? h('tbody', {}, rows) : h('tbody', {}, h('tr', {}, h('td', { colspan: 4 + shown.length, class: 'empty' },
       filtered ? 'No flag matches these filters.' : 'No flags yet. Create one with "New flag".')));
     replace(table, h('caption', { class: 'visually-hidden' }, 'Flags'), head, body);
   }
