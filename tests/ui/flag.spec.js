@@ -115,6 +115,8 @@ test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the hist
   await expect(newest.locator('.diff-path')).toContainText(['/state']);
   await expect(newest.locator('.diff-old')).toHaveText('"ENABLED"');
   await expect(newest.locator('.diff-new')).toHaveText('"DISABLED"');
+  // No binding names this flag: the kill-switch panel says so.
+  await expect(page.getByRole('region', { name: 'Kill switch' })).toContainText('No kill switches');
   const configured = page.locator('.audit-entry', { hasText: 'flag.configure' }).first();
   await expect(configured.locator('.diff-path', { hasText: '/targeting' })).toBeVisible();
 });

@@ -25,6 +25,13 @@ const STAGES = [
   ['permanent', 'Mark permanent', 'Mark it as meant to stay: it is not reported as stale.'],
   ['stale', 'Mark stale', 'Mark it as no longer needed: it should be removed from code.'],
 ];
+/** How a closed kill ended, for people. */
+const RESTORE_OUTCOMES = {
+  restored: 'restored',
+  skipped: 'not restored (someone changed the flag since)',
+  superseded: 'superseded by another kill',
+  dry_run: 'dry run ended',
+};
 const STAGE_TONES = { new: 'accent', active: 'ok', released: 'ok', permanent: '', stale: 'warn', archived: 'danger' };
 
 /** `h` with a `text` prop for the element's text. */
@@ -668,21 +675,40 @@ export async function render(root, params, ctx) {
     }
     if (active.length) {
       body.append(el('h3', { text: 'Active' }), el('ul', { class: 'inline-list kill-list' }, ...active.map((kill) => el('li', { class: 'notice notice-danger' },
-        el('p', {}, el('strong', { text: `${kill.environment}: ${kill.action}` }), kill.dryRun ? ' (dry run)' : ''),
-        el('p', { class: 'hint', text: [`since ${formatTime(kill.at)}`, kill.binding ? `binding ${kill.binding}` : null, kill.alert ? `alert ${labels(kill.alert.labels)}` : null].filter(Boolean).join(' · ') }),
+        el('p', {}, el('strong', { text: `${kill.environment}: ${kill.action}` }), kill.dryRun ? ' (dry run: nothing was changed)' : ''),
+        el('p', { text: killCause(kill) }),
+        el('p', { text: [
+          `since ${formatTime(kill.at)}`,
+          kill.resolvedAt ? `alert resolved ${formatTime(kill.resolvedAt)}` : 'alert still firing',
+          kill.restoreDueAt ? `automatic restore ${formatTime(kill.restoreDueAt)}` : null,
+        ].filter(Boolean).join(' · ') }),
         el('div', {}, button(`Restore ${kill.environment}`, { class: 'btn btn-small', disabled: !mayChange(kill.environment), onclick: () => restoreKill(kill.environment) }))))));
     }
     if (bindings.length) {
       body.append(el('h3', { text: 'Alerts that can flip it' }), el('ul', { class: 'inline-list kill-list' }, ...bindings.map((b) => el('li', {},
         el('p', {}, el('strong', { text: b.name }), b.dryRun ? ' (dry run)' : ''),
-        el('p', { class: 'mono hint', text: labels(b.matchers) }),
-        el('p', { class: 'hint', text: (b.targets || []).filter((t) => t.flagSet === set && t.flag === key).map((t) => `${t.environment}: ${t.action}`).join('; ') + (b.onResolved === 'restore' ? ' · restores when resolved' : ' · stays until restored') })))));
+        b.description ? el('p', { class: 'hint', text: b.description }) : null,
+        el('p', { class: 'mono hint', text: `alerts with ${labels(b.matchers)}` }),
+        el('p', { class: 'hint', text: [
+          ...(b.targets || []).filter((t) => t.flagSet === set && t.flag === key).map((t) => `${t.environment}: ${t.action}`),
+          b.onResolved === 'restore' ? `restores ${Math.round(b.cooldownSeconds / 60)} min after the alert resolves` : 'stays until restored by hand',
+        ].join(' · ') })))));
     }
     if (history.length) {
       body.append(el('h3', { text: 'History' }), el('ul', { class: 'inline-list kill-list' }, ...history.map((entry) => el('li', {},
-        el('p', { text: `${entry.environment}: ${entry.action}, ${formatTime(entry.at)}` }),
-        el('p', { class: 'hint', text: entry.restoredAt ? `restored ${formatTime(entry.restoredAt)} by ${entry.restoredBy || 'automation'}` : 'not restored' })))));
+        el('p', { text: `${entry.environment}: ${entry.action}, ${formatTime(entry.at)}${entry.dryRun ? ' (dry run)' : ''}` }),
+        el('p', { class: 'hint', text: killCause(entry) }),
+        el('p', { class: 'hint', text: entry.restoredAt
+          ? `${RESTORE_OUTCOMES[entry.restoreOutcome] ?? 'closed'} ${formatTime(entry.restoredAt)} by ${entry.restoredBy || 'automation'}`
+          : 'not restored' })))));
     }
+  }
+
+  /** Which binding and alert caused a kill. */
+  function killCause(kill) {
+    const { alertname, ...rest } = kill.alert?.labels ?? {};
+    const alert = kill.alert ? `alert ${alertname ?? kill.alert.fingerprint}${Object.keys(rest).length ? ` (${labels(rest)})` : ''}` : null;
+    return [kill.binding ? `binding ${kill.binding}` : 'the alert\'s own labels', alert].filter(Boolean).join(', ');
   }
 
   async function restoreKill(environment) {
