@@ -97,6 +97,7 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
       on += 1;
     }
   }
+  console.log(`OFREP served "on" to ${on} of ${users} targeting keys (25 % rollout)`);
   // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
   expect(on).toBeGreaterThan(70);
   expect(on).toBeLessThan(130);
@@ -187,6 +188,42 @@ test('the test panel gives the answer OFREP gives, with the bucket explained', a
   await expect(result.locator('dd').nth(1)).toHaveText(user7.variant);
   await expect(result.locator('.bucket-bar')).toBeVisible();
   await expect(result).toContainText(`which serves ${user7.variant}`);
+});
+
+test('the structured editor takes exactly the rules it can write back, and leaves the rest as JsonLogic', async ({ page }) => {
+  await signInWithToken(page);
+  const results = await page.evaluate(async () => {
+    const { toModel, fromModel } = await import('/components/rule-editor.js');
+    const roundTrip = (mode, rule) => {
+      const model = toModel(mode, rule);
+      return model === null ? null : fromModel(mode, model);
+    };
+    const representable = [
+      null,
+      'on',
+      { fractional: [['on', 25], ['off', 75]] },
+      { fractional: [{ var: 'email' }, ['a', 1], ['b', 1], ['c', 2]] },
+      { if: [{ '==': [{ var: 'plan' }, 'pro'] }, 'on', 'off'] },
+      { if: [{ and: [{ in: [{ var: 'country' }, ['DE', 'FR']] }, { sem_ver: [{ var: 'version' }, '>=', '1.2.0'] }, { $ref: 'beta' }] }, { fractional: [['on', 10], ['off', 90]] }] },
+      { if: [{ or: [{ starts_with: [{ var: 'email' }, 'qa-'] }, { ends_with: [{ var: 'email' }, '@example.com'] }] }, 'on', { '<': [{ var: 'age' }, 18] }, 'off'] },
+      { if: [{ '!=': [{ var: 'beta' }, true] }, 'off', { '>=': [{ var: 'orders' }, 3] }, 'on'] },
+    ];
+    const notRepresentable = [
+      { no_such_operator: [1] },
+      { if: [{ and: [{ '==': [{ var: 'a' }, 1] }] }, 'on'] },
+      { fractional: [['on'], ['off']] },
+      { if: [{ '==': [{ var: 'a' }, 1] }, 'on', { if: [{ '==': [{ var: 'b' }, 2] }, 'off', null] }] },
+      { '==': [{ var: ['a', 'fallback'] }, 1] },
+    ];
+    return {
+      kept: representable.map((rule) => JSON.stringify(roundTrip('targeting', rule)) === JSON.stringify(rule)),
+      refused: notRepresentable.map((rule) => roundTrip('targeting', rule) === null),
+      condition: JSON.stringify(roundTrip('condition', { or: [{ $ref: 'beta' }, { in: [{ var: 'email' }, []] }] })),
+    };
+  });
+  expect(results.kept).toEqual(Array(8).fill(true));
+  expect(results.refused).toEqual(Array(5).fill(true));
+  expect(results.condition).toBe('{"or":[{"$ref":"beta"},{"in":[{"var":"email"},[]]}]}');
 });
 
 test('screenshots of the flag page, light and dark', async ({ page, request }) => {
