@@ -17,7 +17,8 @@ if [[ ! -x /usr/bin/chromium ]]; then
 fi
 
 cd "$ROOT/tests/ui"
-if [[ ! -d node_modules/@playwright/test ]] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+# (Re)install when missing or older than the lock file.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 fi
 

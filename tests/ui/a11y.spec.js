@@ -73,6 +73,10 @@ test.beforeAll(async ({ request }) => {
 
 for (const theme of ['light', 'dark']) {
   test(`every control is labelled and all text has AA contrast (${theme})`, async ({ page }) => {
+    // Anything the Content-Security-Policy blocks (an inline style, say) is a console error.
+    const errors = [];
+    page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()); });
+    page.on('pageerror', (error) => errors.push(error.message));
     await page.emulateMedia({ colorScheme: theme });
     await page.goto(`${ADMIN}/#/login`);
     await expect(page.getByRole('heading', { level: 1, name: 'Sign in' })).toBeVisible();
@@ -91,8 +95,36 @@ for (const theme of ['light', 'dark']) {
     await expect(page.getByRole('dialog')).toBeVisible();
     expect(await page.evaluate(unnamedControls), 'new flag').toEqual([]);
     expect(await page.evaluate(lowContrast), 'new flag').toEqual([]);
+    expect(errors).toEqual([]);
   });
 }
+
+test('the contrast check finds faint text', async ({ page }) => {
+  await page.goto(`${ADMIN}/#/login`);
+  await expect(page.getByRole('heading', { level: 1, name: 'Sign in' })).toBeVisible();
+  await page.evaluate(() => {
+    const faint = document.createElement('p');
+    faint.textContent = 'faint';
+    faint.style.color = '#bbbbbb';
+    document.querySelector('.login-card').append(faint);
+  });
+  const failures = await page.evaluate(lowContrast);
+  expect(failures).toHaveLength(1);
+  expect(failures[0]).toContain('"faint"');
+});
+
+test('the theme toggle overrides the system theme and is remembered', async ({ page }) => {
+  await page.emulateMedia({ colorScheme: 'light' });
+  await signInWithToken(page);
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const light = await background();
+  await page.getByRole('button', { name: 'Switch to dark theme' }).click();
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  expect(await background()).not.toBe(light);
+  await page.reload();
+  await expect(page.getByRole('button', { name: 'Switch to light theme' })).toBeVisible();
+  expect(await background()).not.toBe(light);
+});
 
 test('the keyboard reaches the navigation and the focus ring is visible', async ({ page }) => {
   await signInWithToken(page);

@@ -104,3 +104,29 @@ test('creates a flag with the form; a refused key keeps the input and is explain
     state: 'DISABLED', variants: { control: 'blue', treatment: 'green' }, defaultVariant: 'treatment',
   });
 });
+
+test('5,000 flags: the list loads one page, and pages on', async ({ page, request }) => {
+  const set = `bulk-${unique()}`;
+  const flags = {};
+  for (let n = 0; n < 5000; n += 1) {
+    flags[`flag-${String(n).padStart(4, '0')}`] = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
+  }
+  const imported = await request.post(`${ADMIN}/api/v1/import?environment=production&flagSet=${set}`, {
+    headers: { Authorization: `Bearer ${process.env.ENSIGN_ADMIN_TOKEN}` }, data: { flags }, timeout: 120_000,
+  });
+  expect(imported.status(), await imported.text()).toBe(200);
+
+  await signInWithToken(page);
+  const pages = [];
+  page.on('request', (r) => { if (r.url().includes('/api/v1/flags?')) pages.push(new URL(r.url()).searchParams); });
+  const started = Date.now();
+  await page.goto(`${ADMIN}/#/flags?flagSet=${set}`);
+  await expect(page.getByText('1–50 of 5,000 flags')).toBeVisible();
+  console.log(`5,000 flags: first page shown ${Date.now() - started} ms after navigation`);
+  await expect(page.locator('.flags-table tbody tr')).toHaveCount(50);
+  await page.getByRole('button', { name: 'Next' }).click();
+  await expect(page.getByText('51–100 of 5,000 flags')).toBeVisible();
+  expect(await keys(page)).toContain('flag-0050');
+  // Every request asked for one page, never for everything.
+  expect(pages.every((params) => Number(params.get('limit')) <= 200)).toBe(true);
+});

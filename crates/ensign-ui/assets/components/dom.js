@@ -100,7 +100,7 @@ const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 
 /** "3 days ago" for unix milliseconds. */
-export function relativeTime(ms, now = Date.now()) {
+function relativeTime(ms, now = Date.now()) {
   const delta = ms - now;
   for (const [unit, size] of units) {
     if (Math.abs(delta) >= size || unit === 'second') {

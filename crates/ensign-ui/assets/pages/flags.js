@@ -42,7 +42,7 @@ export async function render(root, params, ctx) {
 
   const canEdit = ctx.session.role !== 'viewer' && !ctx.session.environments;
   root.append(pageHeader('Flags', 'Every flag, its state per environment and where it is in its life.',
-    canEdit ? button('New flag', { kind: 'primary', icon: 'plus', onclick: () => newFlagDialog(ctx, flagSets, query.flagSet) }) : null));
+    canEdit && flagSets.length ? button('New flag', { kind: 'primary', icon: 'plus', onclick: () => newFlagDialog(ctx, flagSets, query.flagSet) }) : null));
 
   // Filters.
   const filterSelect = (name, label, options) => {
@@ -72,11 +72,24 @@ export async function render(root, params, ctx) {
     filterText('tag', 'Tag', 'any tag'),
     filterText('owner', 'Owner', 'any owner'));
   toolbar.addEventListener('submit', (event) => event.preventDefault());
+  // Without an environment, the state filter is about production (as the API reads it).
+  const stateLabels = () => {
+    const where = toolbar.elements.environment.value ? '' : ' in production';
+    const [, on, off] = toolbar.elements.state.options;
+    on.textContent = `On${where}`;
+    off.textContent = `Off${where}`;
+  };
+  stateLabels();
+  toolbar.elements.environment.addEventListener('change', stateLabels);
 
   const summary = h('p', { class: 'muted', 'aria-live': 'polite' });
   const table = h('table', { class: 'flags-table' });
   const pager = h('div', { class: 'pager' });
   const results = h('div', { class: 'table-wrap' }, table);
+  if (!flagSets.length) {
+    root.append(notice(h('span', {}, 'Flags belong to a flag set, and there is none yet. ',
+      h('a', { href: '#/admin/flag-sets' }, 'Create a flag set'), ' to start.')));
+  }
   root.append(h('section', { class: 'card', 'aria-label': 'Flags' }, toolbar, results, pager));
 
   let sequence = 0;
@@ -199,10 +212,6 @@ const EXAMPLES = {
 
 /** The "New flag" dialog; on success opens the new flag. */
 function newFlagDialog(ctx, flagSets, preferredSet) {
-  if (!flagSets.length) {
-    ctx.toast('Create a flag set first (Administration → Flag sets).', 'info');
-    return;
-  }
   const key = field({ label: 'Key', name: 'key', required: true, hint: 'What code asks for, e.g. new-checkout.', autocomplete: 'off' });
   const flagSet = field({ label: 'Flag set', name: 'flagSet', control: 'select', required: true,
     value: preferredSet || flagSets[0].key, options: flagSets.map((set) => [set.key, set.name || set.key]) });
