@@ -190,6 +190,23 @@ test('the test panel gives the answer OFREP gives, with the bucket explained', a
   await expect(result).toContainText(`which serves ${user7.variant}`);
 });
 
+test('an editor bound to staging can change staging only; lifecycle and production stay read-only', async ({ page, request }) => {
+  const created = await request.post(`${ADMIN}/api/v1/tokens`, {
+    headers: AUTH, data: { name: `staging-editor-${Date.now().toString(36)}`, role: 'editor', environments: ['staging'] },
+  });
+  expect(created.status()).toBe(201);
+  const { secret } = await created.json();
+  await signInWithToken(page, secret, `#/flags/${FLAG_SET}/${KEY}`);
+  await page.getByRole('tab', { name: /^production/ }).click();
+  await expect(page.getByRole('switch', { name: /Serving in production/ })).toBeDisabled();
+  await expect(page.getByLabel('Default variant')).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Archive' })).toBeDisabled();
+  await page.getByRole('tab', { name: /^staging/ }).click();
+  await expect(page.getByRole('switch', { name: /Serving in staging/ })).toBeEnabled();
+  await expect(page.getByLabel('Default variant')).toBeEnabled();
+  await expect(page.getByLabel(/Copy staging/)).toBeDisabled(); // no other environment it may change
+});
+
 test('the structured editor takes exactly the rules it can write back, and leaves the rest as JsonLogic', async ({ page }) => {
   await signInWithToken(page);
   const results = await page.evaluate(async () => {

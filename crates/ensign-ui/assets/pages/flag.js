@@ -76,6 +76,8 @@ export async function render(root, params, ctx) {
   const flagPath = api.path`/flags/${set}/${key}`;
   const canEdit = !!session && session.role !== 'viewer';
   const mayChange = (env) => canEdit && (!session.environments || session.environments.includes(env));
+  // Lifecycle changes reach every environment: not for environment-bound sessions.
+  const mayChangeAll = canEdit && !session.environments;
 
   let flag;
   let environmentList;
@@ -140,7 +142,7 @@ export async function render(root, params, ctx) {
     const etag = etagOf(flag.version);
     if (flag.stage === 'archived') {
       actions.push(button('Restore', {
-        disabled: !canEdit,
+        disabled: !mayChangeAll,
         onclick: () => lifecycle('Restore', 'It is served again, in the stage it had before it was archived.',
           () => api.post(`${flagPath}/restore`, undefined, { etag }), { done: 'The flag is restored.' }),
       }));
@@ -148,13 +150,13 @@ export async function render(root, params, ctx) {
       for (const [stage, label, message] of STAGES) {
         if (flag.stage === stage) continue;
         actions.push(button(label, {
-          disabled: !canEdit,
+          disabled: !mayChangeAll,
           onclick: () => lifecycle(label, message,
             async () => (await api.patch(flagPath, { stage }, { etag })).data, { done: `The flag is ${stage} now.` }),
         }));
       }
       actions.push(button('Archive', {
-        kind: 'danger', disabled: !canEdit,
+        kind: 'danger', disabled: !mayChangeAll,
         onclick: () => lifecycle('Archive', 'It stops being served in every environment (clients get their code default). It can be restored.',
           () => api.post(`${flagPath}/archive`, undefined, { etag }), { danger: true, done: 'The flag is archived.' }),
       }));
@@ -362,11 +364,11 @@ export async function render(root, params, ctx) {
     discardButton.disabled = !dirty;
     commentInput.disabled = !editable;
 
-    const others = environments.filter((e) => e !== env);
-    const copyTarget = el('select', { id: 'copy-target', disabled: !canEdit || !others.length, class: 'compact' },
+    const others = environments.filter((e) => e !== env && mayChange(e));
+    const copyTarget = el('select', { id: 'copy-target', disabled: !others.length, class: 'compact' },
       ...others.map((e) => el('option', { value: e, text: e })));
     const copyButton = button('Copy', {
-      icon: 'copy', disabled: !canEdit || !others.length,
+      icon: 'copy', disabled: !others.length,
       onclick: () => copyTo(copyTarget.value),
     });
 
