@@ -163,10 +163,10 @@ export async function render(root, params, ctx) {
     }
     const expired = flag.expiresAt && flag.expiresAt < Date.now();
     header.replaceChildren(
-      el('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' },
-        el('a', { href: '#/flags', text: 'Flags' }), el('span', { 'aria-hidden': 'true', text: '/' }),
-        el('span', { text: set }), el('span', { 'aria-hidden': 'true', text: '/' }),
-        el('span', { 'aria-current': 'page', class: 'mono', text: key })),
+      el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+        el('a', { href: '#/flags', text: 'Flags' }), ' / ',
+        el('a', { href: `#/flags?flagSet=${encodeURIComponent(set)}`, text: set }), ' / ',
+        el('span', { 'aria-current': 'page', text: key })),
       el('header', { class: 'page-head' },
         el('div', {},
           el('div', { class: 'flag-title' },
