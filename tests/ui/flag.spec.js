@@ -98,9 +98,10 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
     }
   }
   console.log(`OFREP served "on" to ${on} of ${users} targeting keys (25 % rollout)`);
-  // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
-  expect(on).toBeGreaterThan(70);
-  expect(on).toBeLessThan(130);
+  // 25 % of 400 is 100 with a standard deviation of 8.7 (the flag key, new
+  // every run, changes the hashes): within 4 of them but 6 runs in 100,000.
+  expect(on).toBeGreaterThanOrEqual(65);
+  expect(on).toBeLessThanOrEqual(135);
 });
 
 test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
