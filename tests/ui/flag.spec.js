@@ -6,7 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { test, expect } = require('@playwright/test');
-const { ADMIN, AUTH, signInWithToken } = require('./helpers');
+const { ADMIN, AUTH, TOKEN, signInWithToken } = require('./helpers');
 
 const OFREP = `http://127.0.0.1:${process.env.ENSIGN_OFREP_PORT}`;
 const FLAG_SET = 'shop';
@@ -31,8 +31,9 @@ async function ofrep(request, targetingKey) {
   return response.json();
 }
 
+/** Signs in straight onto the flag page and selects `environment`'s tab. */
 async function openFlag(page, environment = 'production') {
-  await page.goto(`${ADMIN}/#/flags/${FLAG_SET}/${KEY}`);
+  await signInWithToken(page, TOKEN, `#/flags/${FLAG_SET}/${KEY}`);
   await expect(page.getByRole('heading', { level: 1, name: KEY })).toBeVisible();
   const tab = page.getByRole('tab', { name: new RegExp(`^${environment}`) });
   await tab.click();
@@ -96,13 +97,14 @@ test('a flag created on the flags page gets a 25 % rollout with the slider, serv
       on += 1;
     }
   }
-  // 25 % of 400 is 100; the bucketing hash keeps it within a few standard deviations (±8.7).
-  expect(on).toBeGreaterThan(70);
-  expect(on).toBeLessThan(130);
+  console.log(`OFREP served "on" to ${on} of ${users} targeting keys (25 % rollout)`);
+  // 25 % of 400 is 100 with a standard deviation of 8.7 (the flag key, new
+  // every run, changes the hashes): within 4 of them but 6 runs in 100,000.
+  expect(on).toBeGreaterThanOrEqual(65);
+  expect(on).toBeLessThanOrEqual(135);
 });
 
 test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the history shows the diff', async ({ page, request }) => {
-  await signInWithToken(page);
   await openFlag(page);
   const toggle = page.getByRole('switch', { name: /Serving in production/ });
   await toggle.click();
@@ -115,23 +117,26 @@ test('turning the flag off (confirmed) makes OFREP answer DISABLED, and the hist
   await expect(newest.locator('.diff-path')).toContainText(['/state']);
   await expect(newest.locator('.diff-old')).toHaveText('"ENABLED"');
   await expect(newest.locator('.diff-new')).toHaveText('"DISABLED"');
+  // No binding names this flag: the kill-switch panel says so.
+  await expect(page.getByRole('region', { name: 'Kill switch' })).toContainText('No kill switches');
   const configured = page.locator('.audit-entry', { hasText: 'flag.configure' }).first();
   await expect(configured.locator('.diff-path', { hasText: '/targeting' })).toBeVisible();
 });
 
 test('an invalid JsonLogic rule shows its error and saves nothing', async ({ page, request }) => {
-  await signInWithToken(page);
   const before = await readFlag(request);
   await openFlag(page);
   await page.getByRole('tab', { name: 'JsonLogic' }).click();
   const json = page.getByLabel('Targeting (JsonLogic)');
   await json.fill('{"if": [{"no_such_operator": [{"var": "email"}]}, "on", "off"]}');
+  // Live validation by the server while typing, before any save.
+  await expect(page.locator('.rule-status .field-error')).toContainText('unknown operator');
   await page.getByRole('tab', { name: 'Rules' }).click();
   await expect(page.getByText('This rule is edited as JsonLogic')).toBeVisible();
   await page.getByRole('button', { name: 'Save changes' }).click();
-  const targeting = page.locator('fieldset[data-pointer="/targeting"]');
-  await expect(targeting.locator(':scope > .field-error')).toBeVisible();
-  await expect(targeting.locator(':scope > .field-error')).toContainText('no_such_operator');
+  // The problem is shown by the rule, with where in the rule it is.
+  await expect(page.locator('.rule-status .field-error')).toContainText('/if/0/no_such_operator: unknown operator');
+  await expect(page.getByRole('alert').filter({ hasText: 'Nothing was saved' })).toBeVisible();
   // The input is kept, and nothing changed on the server.
   await page.getByRole('tab', { name: 'JsonLogic' }).click();
   await expect(json).toHaveValue(/no_such_operator/);
@@ -147,7 +152,6 @@ test('an invalid JsonLogic rule shows its error and saves nothing', async ({ pag
 });
 
 test('a stale write is reported with a reload option and does not overwrite', async ({ page, request }) => {
-  await signInWithToken(page);
   await openFlag(page);
   // Someone else saves production behind the page's back.
   const current = await readFlag(request);
@@ -163,14 +167,16 @@ test('a stale write is reported with a reload option and does not overwrite', as
   await page.getByRole('button', { name: 'Save changes' }).click();
   await expect(page.getByText('Someone else changed this flag after you opened it.')).toBeVisible();
   await expect(page.getByLabel('Default variant')).toHaveValue('');
-  expect(await readFlag(request)).toEqual(after);
+  // (lastEvaluatedAt moves on its own: compare what a save could change.)
+  const now = await readFlag(request);
+  expect(now.version).toBe(after.version);
+  expect(now.environments).toEqual(after.environments);
 
   await page.getByRole('button', { name: /Reload the flag/ }).click();
   await expect(page.getByLabel('Default variant')).toHaveValue('on');
 });
 
 test('the test panel gives the answer OFREP gives, with the bucket explained', async ({ page, request }) => {
-  await signInWithToken(page);
   await openFlag(page);
   await page.getByRole('switch', { name: /Serving in production/ }).click();
   await confirm(page, 'Turn on');
@@ -183,6 +189,59 @@ test('the test panel gives the answer OFREP gives, with the bucket explained', a
   await expect(result.locator('dd').nth(1)).toHaveText(user7.variant);
   await expect(result.locator('.bucket-bar')).toBeVisible();
   await expect(result).toContainText(`which serves ${user7.variant}`);
+});
+
+test('an editor bound to staging can change staging only; lifecycle and production stay read-only', async ({ page, request }) => {
+  const created = await request.post(`${ADMIN}/api/v1/tokens`, {
+    headers: AUTH, data: { name: `staging-editor-${Date.now().toString(36)}`, role: 'editor', environments: ['staging'] },
+  });
+  expect(created.status()).toBe(201);
+  const { secret } = await created.json();
+  await signInWithToken(page, secret, `#/flags/${FLAG_SET}/${KEY}`);
+  await page.getByRole('tab', { name: /^production/ }).click();
+  await expect(page.getByRole('switch', { name: /Serving in production/ })).toBeDisabled();
+  await expect(page.getByLabel('Default variant')).toBeDisabled();
+  await expect(page.getByRole('button', { name: 'Archive' })).toBeDisabled();
+  await page.getByRole('tab', { name: /^staging/ }).click();
+  await expect(page.getByRole('switch', { name: /Serving in staging/ })).toBeEnabled();
+  await expect(page.getByLabel('Default variant')).toBeEnabled();
+  await expect(page.getByLabel(/Copy staging/)).toBeDisabled(); // no other environment it may change
+});
+
+test('the structured editor takes exactly the rules it can write back, and leaves the rest as JsonLogic', async ({ page }) => {
+  await signInWithToken(page);
+  const results = await page.evaluate(async () => {
+    const { toModel, fromModel } = await import('/components/rule-editor.js');
+    const roundTrip = (mode, rule) => {
+      const model = toModel(mode, rule);
+      return model === null ? null : fromModel(mode, model);
+    };
+    const representable = [
+      null,
+      'on',
+      { fractional: [['on', 25], ['off', 75]] },
+      { fractional: [{ var: 'email' }, ['a', 1], ['b', 1], ['c', 2]] },
+      { if: [{ '==': [{ var: 'plan' }, 'pro'] }, 'on', 'off'] },
+      { if: [{ and: [{ in: [{ var: 'country' }, ['DE', 'FR']] }, { sem_ver: [{ var: 'version' }, '>=', '1.2.0'] }, { $ref: 'beta' }] }, { fractional: [['on', 10], ['off', 90]] }] },
+      { if: [{ or: [{ starts_with: [{ var: 'email' }, 'qa-'] }, { ends_with: [{ var: 'email' }, '@example.com'] }] }, 'on', { '<': [{ var: 'age' }, 18] }, 'off'] },
+      { if: [{ '!=': [{ var: 'beta' }, true] }, 'off', { '>=': [{ var: 'orders' }, 3] }, 'on'] },
+    ];
+    const notRepresentable = [
+      { no_such_operator: [1] },
+      { if: [{ and: [{ '==': [{ var: 'a' }, 1] }] }, 'on'] },
+      { fractional: [['on'], ['off']] },
+      { if: [{ '==': [{ var: 'a' }, 1] }, 'on', { if: [{ '==': [{ var: 'b' }, 2] }, 'off', null] }] },
+      { '==': [{ var: ['a', 'fallback'] }, 1] },
+    ];
+    return {
+      kept: representable.map((rule) => JSON.stringify(roundTrip('targeting', rule)) === JSON.stringify(rule)),
+      refused: notRepresentable.map((rule) => roundTrip('targeting', rule) === null),
+      condition: JSON.stringify(roundTrip('condition', { or: [{ $ref: 'beta' }, { in: [{ var: 'email' }, []] }] })),
+    };
+  });
+  expect(results.kept).toEqual(Array(8).fill(true));
+  expect(results.refused).toEqual(Array(5).fill(true));
+  expect(results.condition).toBe('{"or":[{"$ref":"beta"},{"in":[{"var":"email"},[]]}]}');
 });
 
 test('screenshots of the flag page, light and dark', async ({ page, request }) => {

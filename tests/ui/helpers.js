@@ -22,9 +22,10 @@ async function must(request, method, path, data, status) {
   return response.status() === 204 ? null : response.json();
 }
 
-/** Signs in on the sign-in page with an API token (default: the bootstrap token). */
-async function signInWithToken(page, token = TOKEN) {
-  await page.goto(`${ADMIN}/#/login`);
+/** Signs in on the sign-in page with an API token (default: the bootstrap token),
+ * then goes to `next` (a `#/…` hash; default: the flags list). */
+async function signInWithToken(page, token = TOKEN, next = null) {
+  await page.goto(`${ADMIN}/#/login${next ? `?next=${encodeURIComponent(next)}` : ''}`);
   await page.getByLabel('API token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();

@@ -257,7 +257,7 @@ function names(list) {
 
 /**
  * Mounts a rule editor in `container`. Returns `{getValue, setValue,
- * setVariants, setSegments, setProblems}`. `getValue()` throws an Error
+ * setVariants, setProblems}`. `getValue()` throws an Error
  * (with `problems`: the rule's pointer and why) while the JsonLogic text is
  * not valid JSON.
  */
@@ -265,7 +265,7 @@ export function ruleEditor(container, options = {}) {
   const mode = options.mode === 'condition' ? 'condition' : 'targeting';
   const id = `rule-editor-${++editorCount}`;
   let variants = names(options.variants);
-  let segments = names(options.segments);
+  const segments = names(options.segments);
   let value = options.value ?? null;
   let model = toModel(mode, value);
   let syntaxError = null;
@@ -328,14 +328,19 @@ export function ruleEditor(container, options = {}) {
     textarea.rows = Math.min(MAX_ROWS, Math.max(MIN_ROWS, lines));
   }
 
+  /** Where in the rule a problem is (its pointer without the rule's own). */
+  function where(problem) {
+    return (problem.pointer ?? problem.path ?? '').replace(/^\/(targeting|rule)(?=\/|$)/, '');
+  }
+
   function renderStatus() {
     const items = [];
     if (syntaxError) items.push({ message: syntaxError, severity: 'error' });
-    for (const p of serverProblems) items.push(p);
+    for (const p of serverProblems) if (p.message !== syntaxError) items.push(p);
     textarea.setAttribute('aria-invalid', String(items.some((p) => p.severity !== 'warning')));
     status.replaceChildren(...items.map((p) => el('p', {
       class: p.severity === 'warning' ? 'field-warning' : 'field-error',
-      text: `${p.pointer || p.path ? `${p.pointer || p.path}: ` : ''}${p.message}`,
+      text: `${where(p) ? `${where(p)}: ` : ''}${p.message}`,
     })));
   }
 
@@ -775,19 +780,10 @@ export function ruleEditor(container, options = {}) {
       variants = names(next);
       renderStructured();
     },
-    /** The segment keys offered in the structured view. */
-    setSegments(next) {
-      segments = names(next);
-      renderStructured();
-    },
     /** Shows problems (`[{pointer|path, message, severity}]`) next to the rule. */
     setProblems(problems) {
       serverProblems = problems || [];
       renderStatus();
     },
-    /** Which view is shown: 'structured' or 'raw'. */
-    show,
-    /** Validates again now (e.g. after the variants changed). */
-    revalidate: scheduleValidation,
   };
 }

@@ -25,6 +25,13 @@ const STAGES = [
   ['permanent', 'Mark permanent', 'Mark it as meant to stay: it is not reported as stale.'],
   ['stale', 'Mark stale', 'Mark it as no longer needed: it should be removed from code.'],
 ];
+/** How a closed kill ended, for people. */
+const RESTORE_OUTCOMES = {
+  restored: 'restored',
+  skipped: 'not restored (someone changed the flag since)',
+  superseded: 'superseded by another kill',
+  dry_run: 'dry run ended',
+};
 const STAGE_TONES = { new: 'accent', active: 'ok', released: 'ok', permanent: '', stale: 'warn', archived: 'danger' };
 
 /** `h` with a `text` prop for the element's text. */
@@ -69,6 +76,8 @@ export async function render(root, params, ctx) {
   const flagPath = api.path`/flags/${set}/${key}`;
   const canEdit = !!session && session.role !== 'viewer';
   const mayChange = (env) => canEdit && (!session.environments || session.environments.includes(env));
+  // Lifecycle changes reach every environment: not for environment-bound sessions.
+  const mayChangeAll = canEdit && !session.environments;
 
   let flag;
   let environmentList;
@@ -133,7 +142,7 @@ export async function render(root, params, ctx) {
     const etag = etagOf(flag.version);
     if (flag.stage === 'archived') {
       actions.push(button('Restore', {
-        disabled: !canEdit,
+        disabled: !mayChangeAll,
         onclick: () => lifecycle('Restore', 'It is served again, in the stage it had before it was archived.',
           () => api.post(`${flagPath}/restore`, undefined, { etag }), { done: 'The flag is restored.' }),
       }));
@@ -141,23 +150,23 @@ export async function render(root, params, ctx) {
       for (const [stage, label, message] of STAGES) {
         if (flag.stage === stage) continue;
         actions.push(button(label, {
-          disabled: !canEdit,
+          disabled: !mayChangeAll,
           onclick: () => lifecycle(label, message,
             async () => (await api.patch(flagPath, { stage }, { etag })).data, { done: `The flag is ${stage} now.` }),
         }));
       }
       actions.push(button('Archive', {
-        kind: 'danger', disabled: !canEdit,
+        kind: 'danger', disabled: !mayChangeAll,
         onclick: () => lifecycle('Archive', 'It stops being served in every environment (clients get their code default). It can be restored.',
           () => api.post(`${flagPath}/archive`, undefined, { etag }), { danger: true, done: 'The flag is archived.' }),
       }));
     }
     const expired = flag.expiresAt && flag.expiresAt < Date.now();
     header.replaceChildren(
-      el('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' },
-        el('a', { href: '#/flags', text: 'Flags' }), el('span', { 'aria-hidden': 'true', text: '/' }),
-        el('span', { text: set }), el('span', { 'aria-hidden': 'true', text: '/' }),
-        el('span', { 'aria-current': 'page', class: 'mono', text: key })),
+      el('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' },
+        el('a', { href: '#/flags', text: 'Flags' }), ' / ',
+        el('a', { href: `#/flags?flagSet=${encodeURIComponent(set)}`, text: set }), ' / ',
+        el('span', { 'aria-current': 'page', text: key })),
       el('header', { class: 'page-head' },
         el('div', {},
           el('div', { class: 'flag-title' },
@@ -355,11 +364,11 @@ export async function render(root, params, ctx) {
     discardButton.disabled = !dirty;
     commentInput.disabled = !editable;
 
-    const others = environments.filter((e) => e !== env);
-    const copyTarget = el('select', { id: 'copy-target', disabled: !canEdit || !others.length, class: 'compact' },
+    const others = environments.filter((e) => e !== env && mayChange(e));
+    const copyTarget = el('select', { id: 'copy-target', disabled: !others.length, class: 'compact' },
       ...others.map((e) => el('option', { value: e, text: e })));
     const copyButton = button('Copy', {
-      icon: 'copy', disabled: !canEdit || !others.length,
+      icon: 'copy', disabled: !others.length,
       onclick: () => copyTo(copyTarget.value),
     });
 
@@ -377,10 +386,9 @@ export async function render(root, params, ctx) {
         el('label', { for: 'default-variant', text: 'Default variant' }), defaultSelect,
         el('span', { class: 'hint', text: 'Served when targeting matches nobody.' }),
         errorSlot()),
-      el('fieldset', { class: 'field-group', dataset: { pointer: '/targeting' } },
+      el('fieldset', { class: 'field-group config-targeting' },
         el('legend', { text: 'Targeting' }),
-        targetingBox,
-        errorSlot()),
+        targetingBox),
       el('div', { class: 'config-save' },
         el('label', { for: 'config-comment', class: 'visually-hidden', text: 'Comment for the history' }), commentInput,
         discardButton, saveButton),
@@ -433,7 +441,7 @@ export async function render(root, params, ctx) {
       problems.push({ path: '/targeting', message: error.message });
     }
     if (problems.length) {
-      const error = new Error('Nothing was saved: the configuration has problems.');
+      const error = new Error('the configuration has problems');
       error.problems = problems;
       throw error;
     }
@@ -456,14 +464,23 @@ export async function render(root, params, ctx) {
     }
   }
 
+  /** Shows a failed save's problems: the rule's in the rule editor, the others by their fields. */
+  function showConfigProblems(error) {
+    const problems = error.problems || [];
+    const inRule = (p) => (p.path ?? p.pointer ?? '').startsWith('/targeting');
+    editor.setProblems(problems.filter(inRule));
+    showProblems(form, { message: `Nothing was saved: ${error.message}`, problems: problems.filter((p) => !inRule(p)) });
+  }
+
   async function save() {
     clearProblems(form);
+    editor.setProblems([]);
     configStatus.replaceChildren();
     let body;
     try {
       body = configBody();
     } catch (error) {
-      showProblems(form, error);
+      showConfigProblems(error);
       return;
     }
     const comment = commentInput.value.trim();
@@ -492,7 +509,7 @@ export async function render(root, params, ctx) {
       return;
     }
     if (error.status === 422) {
-      showProblems(form, error);
+      showConfigProblems(error);
       return;
     }
     configStatus.replaceChildren(notice(`Nothing was saved: ${error.message}`, 'danger'));
@@ -620,7 +637,7 @@ export async function render(root, params, ctx) {
     const total = step.totalWeight || 1;
     const bar = el('div', { class: 'bucket-bar', role: 'img', 'aria-label': `Bucket ${step.bucket} of ${total}, which serves ${step.variant}` },
       ...(step.buckets || []).map((b) => {
-        const part = el('span', { class: `bucket-part ${b.variant === step.variant ? 'is-chosen' : ''}`, text: b.variant });
+        const part = el('span', { class: `bucket-part ${b.variant === step.variant ? 'is-chosen' : ''}`, text: b.variant ?? '' });
         part.style.flexGrow = String(Math.max(b.weight, 0));
         return part;
       }));
@@ -630,7 +647,9 @@ export async function render(root, params, ctx) {
     return el('div', { class: 'stack' },
       el('p', {}, 'Split by ', el('code', { text: step.bucketBy }), `: bucket ${step.bucket} of ${total}, which serves `, el('strong', { text: step.variant }), '.'),
       bar,
-      el('ul', { class: 'bucket-ranges' }, ...(step.buckets || []).map((b) => el('li', { text: `${b.variant}: weight ${b.weight}, buckets ${b.from}–${b.to}` }))));
+      el('ul', { class: 'bucket-ranges' }, ...(step.buckets || []).map((b) => el('li', {
+        text: `${b.variant ?? '(no variant)'}: weight ${b.weight}, ${b.to > b.from ? `buckets ${b.from}–${b.to - 1}` : 'no buckets'}`,
+      }))));
   }
 
   // -- kill switch -------------------------------------------------------------
@@ -658,21 +677,40 @@ export async function render(root, params, ctx) {
     }
     if (active.length) {
       body.append(el('h3', { text: 'Active' }), el('ul', { class: 'inline-list kill-list' }, ...active.map((kill) => el('li', { class: 'notice notice-danger' },
-        el('p', {}, el('strong', { text: `${kill.environment}: ${kill.action}` }), kill.dryRun ? ' (dry run)' : ''),
-        el('p', { class: 'hint', text: [`since ${formatTime(kill.at)}`, kill.binding ? `binding ${kill.binding}` : null, kill.alert ? `alert ${labels(kill.alert.labels)}` : null].filter(Boolean).join(' · ') }),
+        el('p', {}, el('strong', { text: `${kill.environment}: ${kill.action}` }), kill.dryRun ? ' (dry run: nothing was changed)' : ''),
+        el('p', { text: killCause(kill) }),
+        el('p', { text: [
+          `since ${formatTime(kill.at)}`,
+          kill.resolvedAt ? `alert resolved ${formatTime(kill.resolvedAt)}` : 'alert still firing',
+          kill.restoreDueAt ? `automatic restore ${formatTime(kill.restoreDueAt)}` : null,
+        ].filter(Boolean).join(' · ') }),
         el('div', {}, button(`Restore ${kill.environment}`, { class: 'btn btn-small', disabled: !mayChange(kill.environment), onclick: () => restoreKill(kill.environment) }))))));
     }
     if (bindings.length) {
       body.append(el('h3', { text: 'Alerts that can flip it' }), el('ul', { class: 'inline-list kill-list' }, ...bindings.map((b) => el('li', {},
         el('p', {}, el('strong', { text: b.name }), b.dryRun ? ' (dry run)' : ''),
-        el('p', { class: 'mono hint', text: labels(b.matchers) }),
-        el('p', { class: 'hint', text: (b.targets || []).filter((t) => t.flagSet === set && t.flag === key).map((t) => `${t.environment}: ${t.action}`).join('; ') + (b.onResolved === 'restore' ? ' · restores when resolved' : ' · stays until restored') })))));
+        b.description ? el('p', { class: 'hint', text: b.description }) : null,
+        el('p', { class: 'mono hint', text: `alerts with ${labels(b.matchers)}` }),
+        el('p', { class: 'hint', text: [
+          ...(b.targets || []).filter((t) => t.flagSet === set && t.flag === key).map((t) => `${t.environment}: ${t.action}`),
+          b.onResolved === 'restore' ? `restores ${Math.round(b.cooldownSeconds / 60)} min after the alert resolves` : 'stays until restored by hand',
+        ].join(' · ') })))));
     }
     if (history.length) {
       body.append(el('h3', { text: 'History' }), el('ul', { class: 'inline-list kill-list' }, ...history.map((entry) => el('li', {},
-        el('p', { text: `${entry.environment}: ${entry.action}, ${formatTime(entry.at)}` }),
-        el('p', { class: 'hint', text: entry.restoredAt ? `restored ${formatTime(entry.restoredAt)} by ${entry.restoredBy || 'automation'}` : 'not restored' })))));
+        el('p', { text: `${entry.environment}: ${entry.action}, ${formatTime(entry.at)}${entry.dryRun ? ' (dry run)' : ''}` }),
+        el('p', { class: 'hint', text: killCause(entry) }),
+        el('p', { class: 'hint', text: entry.restoredAt
+          ? `${RESTORE_OUTCOMES[entry.restoreOutcome] ?? 'closed'} ${formatTime(entry.restoredAt)} by ${entry.restoredBy || 'automation'}`
+          : 'not restored' })))));
     }
+  }
+
+  /** Which binding and alert caused a kill. */
+  function killCause(kill) {
+    const { alertname, ...rest } = kill.alert?.labels ?? {};
+    const alert = kill.alert ? `alert ${alertname ?? kill.alert.fingerprint}${Object.keys(rest).length ? ` (${labels(rest)})` : ''}` : null;
+    return [kill.binding ? `binding ${kill.binding}` : 'the alert\'s own labels', alert].filter(Boolean).join(', ');
   }
 
   async function restoreKill(environment) {
