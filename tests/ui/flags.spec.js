@@ -106,13 +106,15 @@ test('creates a flag with the form; a refused key keeps the input and is explain
 });
 
 test('5,000 flags: the list loads one page, and pages on', async ({ page, request }) => {
+  // Importing 5,000 flags is one transaction; give a busy machine time.
+  test.setTimeout(300_000);
   const set = `bulk-${unique()}`;
   const flags = {};
   for (let n = 0; n < 5000; n += 1) {
     flags[`flag-${String(n).padStart(4, '0')}`] = { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'on' };
   }
   const imported = await request.post(`${ADMIN}/api/v1/import?environment=production&flagSet=${set}`, {
-    headers: { Authorization: `Bearer ${process.env.ENSIGN_ADMIN_TOKEN}` }, data: { flags }, timeout: 120_000,
+    headers: { Authorization: `Bearer ${process.env.ENSIGN_ADMIN_TOKEN}` }, data: { flags }, timeout: 240_000,
   });
   expect(imported.status(), await imported.text()).toBe(200);
 

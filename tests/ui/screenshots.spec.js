@@ -26,7 +26,7 @@ const FLAGS = [
 ];
 
 test('screenshots of the main pages, light and dark', async ({ page, request }) => {
-  test.setTimeout(180_000);
+  test.setTimeout(300_000);
   await call(request, 'POST', '/flag-sets', { key: SET, name: 'Storefront', metadata: { team: 'commerce' } });
   await call(request, 'PUT', `/flag-sets/${SET}/segments/beta-testers`, {
     description: 'Customers who opted into early features',
@@ -55,7 +55,7 @@ test('screenshots of the main pages, light and dark', async ({ page, request }) 
     await request.post(`${OFREP}/ofrep/v1/evaluate/flags/${key}`, { data: { context: { targetingKey: 'user-1' } } });
   }
   await expect.poll(async () => (await must(request, 'GET', `/flags/${SET}/checkout-redesign`, undefined, 200)).lastEvaluatedAt,
-    { timeout: 45_000, intervals: [2000] }).not.toBeNull();
+    { timeout: 120_000, intervals: [2000] }).not.toBeNull();
 
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   await page.setViewportSize({ width: 1280, height: 800 });

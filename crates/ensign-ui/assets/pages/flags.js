@@ -14,14 +14,14 @@ const STALE_AFTER_MS = 30 * 24 * 3600 * 1000;
 const FILTERS = ['q', 'flagSet', 'environment', 'state', 'stage', 'kind', 'tag', 'owner'];
 
 /** Why a flag is stale, or null: its stage says so, or nothing evaluated it for 30 days. */
-export function staleReason(flag, now = Date.now()) {
+function staleReason(flag, now = Date.now()) {
   if (flag.stage === 'stale') return 'marked stale';
   if (flag.lastEvaluatedAt != null && now - flag.lastEvaluatedAt > STALE_AFTER_MS) return 'not evaluated for 30 days';
   return null;
 }
 
 /** Whether the flag's expiry date has passed. */
-export function expired(flag, now = Date.now()) {
+function expired(flag, now = Date.now()) {
   return flag.expiresAt != null && flag.expiresAt < now;
 }
 
@@ -216,13 +216,12 @@ function newFlagDialog(ctx, flagSets, preferredSet) {
   const flagSet = field({ label: 'Flag set', name: 'flagSet', control: 'select', required: true,
     value: preferredSet || flagSets[0].key, options: flagSets.map((set) => [set.key, set.name || set.key]) });
   const kind = field({ label: 'Kind', name: 'kind', control: 'select', options: KINDS.map((k) => [k, capitalize(k)]) });
-  const type = field({ label: 'Type', name: 'type', pointer: '/variants-type', control: 'select',
+  const type = field({ label: 'Type', name: 'type', control: 'select',
     options: [['boolean', 'Boolean'], ['string', 'String'], ['number', 'Number'], ['object', 'Object (JSON)']] });
   const defaultVariant = field({ label: 'Default variant', name: 'defaultVariant', control: 'select', options: [] });
   const owner = field({ label: 'Owner', name: 'owner', placeholder: 'team-payments', autocomplete: 'off' });
-  const tags = field({ label: 'Tags', name: 'tags', hint: 'Comma-separated.', autocomplete: 'off' });
-  const description = field({ label: 'Description', name: 'description', control: 'textarea', rows: 2 });
-  description.control.classList.add('prose');
+  const tags = field({ label: 'Tags', name: 'tags', placeholder: 'web, checkout', hint: 'Comma-separated.', autocomplete: 'off' });
+  const description = field({ label: 'Description', name: 'description', placeholder: 'What it changes for users', autocomplete: 'off' });
 
   const rows = h('div', { class: 'rows' });
   const variants = fieldGroup({ legend: 'Variants', pointer: '/variants', hint: 'Every environment starts off, serving the default variant.' },
@@ -270,7 +269,7 @@ function newFlagDialog(ctx, flagSets, preferredSet) {
 
   const form = h('form', { novalidate: true },
     h('div', { class: 'form-grid' }, key, flagSet, kind, type, h('div', { class: 'span-2' }, variants),
-      defaultVariant, owner, h('div', { class: 'span-2' }, tags), h('div', { class: 'span-2' }, description)),
+      defaultVariant, owner, tags, description),
     h('div', { class: 'form-actions' },
       button('Cancel', { onclick: () => handle.close() }),
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Create flag')));
