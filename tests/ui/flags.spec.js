@@ -39,6 +39,8 @@ test('filters by flag set, search, kind, owner, tag, stage and state; pages on t
   await expect(page.locator('tr', { has: page.getByRole('link', { name: 'search-ranking' }) }).getByText('Stale')).toBeVisible();
   await expect(page.locator('tr', { has: page.getByRole('link', { name: 'legacy-cart' }) }).getByText('Expired')).toBeVisible();
 
+  await page.keyboard.press('/');
+  await expect(page.getByLabel('Search')).toBeFocused();
   await page.getByLabel('Search').fill('checkout');
   await expect.poll(() => keys(page)).toEqual(['checkout-redesign']);
   expect(page.url()).toContain('q=checkout');

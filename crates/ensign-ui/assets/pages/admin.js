@@ -37,6 +37,7 @@ function formDialog(ctx, { title, fields, submitLabel, save, wide }) {
       try {
         await save(form, handle);
       } catch (error) {
+        if (error.status === 412) error.message = 'Someone else changed this meanwhile; nothing was saved. Close and reopen it to see their version.';
         showProblems(form, error);
       }
     });

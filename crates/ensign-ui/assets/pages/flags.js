@@ -63,7 +63,7 @@ export async function render(root, params, ctx) {
     h('div', { class: 'filter filter-search span-all' },
       h('label', { for: searchId }, 'Search'),
       icon('search'),
-      h('input', { id: searchId, name: 'q', type: 'search', value: query.q, placeholder: 'Key or description', autocomplete: 'off' })),
+      h('input', { id: searchId, name: 'q', type: 'search', value: query.q, placeholder: 'Key or description (press /)', autocomplete: 'off', 'aria-keyshortcuts': '/' })),
     filterSelect('flagSet', 'Flag set', flagSets.map((set) => [set.key, set.name || set.key])),
     filterSelect('environment', 'Environment', environments.map((env) => [env.key, env.name || env.key])),
     filterSelect('state', 'State', [['ENABLED', 'On'], ['DISABLED', 'Off']]),
@@ -181,6 +181,17 @@ export async function render(root, params, ctx) {
     offset = 0;
     load();
   };
+  // "/" jumps to the search box (while this page is shown and no field has focus).
+  const slash = (event) => {
+    if (!root.isConnected) {
+      document.removeEventListener('keydown', slash);
+      return;
+    }
+    if (event.key !== '/' || event.target.closest?.('input, select, textarea, dialog')) return;
+    event.preventDefault();
+    toolbar.elements.q.focus();
+  };
+  document.addEventListener('keydown', slash);
   const typed = debounce(refilter, 250);
   toolbar.addEventListener('input', (event) => (event.target.tagName === 'SELECT' ? refilter() : typed()));
   await load();
