@@ -962,7 +962,8 @@ pub struct AuditEntry {
     /// What: `flag.create`, `flag.update`, `flag.stage`, `flag.configure`,
     /// `flag.toggle`, `flag.copy`, `flag.delete`, `segment.create`, ...
     pub action: String,
-    /// `environment`, `flag_set`, `segment`, `flag` or `token`.
+    /// `environment`, `flag_set`, `segment`, `flag`, `token`, `user` or
+    /// `session`.
     pub resource_type: String,
     /// Its key (`set/key` for flags and segments).
     pub resource_key: String,
@@ -1092,11 +1093,12 @@ pub struct AuditPage {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct AuditQuery {
-    /// Only this resource type (`flag`, `segment`, `flag_set`, `environment`, `token`).
+    /// Only this resource type (`flag`, `segment`, `flag_set`, `environment`,
+    /// `token`, `user`, `session`).
     pub resource_type: Option<String>,
     /// Only this resource (`set/key` for flags and segments).
     pub resource_key: Option<String>,
-    /// Only this actor (`token:<name>`).
+    /// Only this actor (`token:<name>`, `user:<name>`).
     pub actor: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,

@@ -95,7 +95,7 @@ impl Storage {
         .execute(&mut *write.tx)
         .await
         .map_err(|e| from_sqlx(e, "session"))?;
-        let summary = json!({"actor": actor.name, "expires_at": session.expires_at});
+        let summary = json!({"actor": actor.name, "expiresAt": session.expires_at});
         write
             .audit(
                 "session.create",
