@@ -191,6 +191,36 @@ test('the test panel gives the answer OFREP gives, with the bucket explained', a
   await expect(result).toContainText(`which serves ${user7.variant}`);
 });
 
+test('copying production to staging (confirmed) gives staging the same configuration', async ({ page, request }) => {
+  await openFlag(page);
+  await page.getByLabel("Copy production's saved configuration to").selectOption('staging');
+  await page.getByRole('button', { name: 'Copy', exact: true }).click();
+  await confirm(page, 'Copy to staging');
+  await expect(page.getByText('Copied production to staging.')).toBeVisible();
+  const flag = await readFlag(request);
+  const { version: _p, ...production } = flag.environments.production;
+  const { version: _s, ...staging } = flag.environments.staging;
+  expect(staging).toEqual(production);
+  await expect(page.getByRole('tab', { name: /^staging/ })).toContainText(production.state === 'ENABLED' ? 'on' : 'off');
+});
+
+test('lifecycle: mark stale, archive and restore, each confirmed and recorded', async ({ page, request }) => {
+  await openFlag(page);
+  const lifecycle = page.getByRole('group', { name: 'Lifecycle' });
+  await lifecycle.getByRole('button', { name: 'Mark stale' }).click();
+  await confirm(page, 'Mark stale');
+  await expect(page.locator('.flag-title .badge', { hasText: 'stale' })).toBeVisible();
+  await lifecycle.getByRole('button', { name: 'Archive' }).click();
+  await confirm(page, 'Archive');
+  await expect(lifecycle.getByRole('button')).toHaveText(['Restore']);
+  expect((await readFlag(request)).stage).toBe('archived');
+  await lifecycle.getByRole('button', { name: 'Restore' }).click();
+  await confirm(page, 'Restore');
+  await expect(page.locator('.flag-title .badge', { hasText: 'stale' })).toBeVisible();
+  expect((await readFlag(request)).stage).toBe('stale');
+  await expect(page.locator('.audit-entry').first().locator('.diff-new')).toHaveText('"stale"');
+});
+
 test('an editor bound to staging can change staging only; lifecycle and production stay read-only', async ({ page, request }) => {
   const created = await request.post(`${ADMIN}/api/v1/tokens`, {
     headers: AUTH, data: { name: `staging-editor-${Date.now().toString(36)}`, role: 'editor', environments: ['staging'] },
@@ -250,6 +280,7 @@ test('screenshots of the flag page, light and dark', async ({ page, request }) =
     headers: AUTH, data: { description: 'People who opted into betas', rule: { in: [{ var: 'email' }, ['ana@example.com', 'li@example.com']] } },
   });
   expect([200, 201, 409]).toContain(segment.status());
+  expect((await request.patch(FLAG_URL, { headers: AUTH, data: { stage: 'active' } })).status()).toBe(200);
   const current = await readFlag(request);
   const configured = await request.put(`${FLAG_URL}/environments/production`, {
     headers: { ...AUTH, 'If-Match': `"${current.version}"` },

@@ -584,7 +584,7 @@ export async function render(root, params, ctx) {
     id: 'test-context', rows: '6', spellcheck: 'false', 'aria-describedby': 'test-context-hint',
     value: JSON.stringify({ targetingKey: 'user-1', email: 'user@example.com' }, null, 2),
   });
-  const testResult = el('div', { class: 'test-result', 'aria-live': 'polite' });
+  const testResult = el('div', { class: 'test-result stack', 'aria-live': 'polite' });
   testPanel.append(
     el('h2', { id: 'flag-test-title', text: 'Test this flag' }),
     el('div', { class: 'field' },
@@ -609,7 +609,9 @@ export async function render(root, params, ctx) {
     contextInput.removeAttribute('aria-invalid');
     try {
       const result = await api.post(`${flagPath}/environments/${encodeURIComponent(env)}/evaluate`, { context });
-      testResult.replaceChildren(evaluation(result));
+      testResult.replaceChildren(
+        dirty ? notice('Your unsaved changes are not part of this test: it evaluates the saved configuration.', 'warn') : '',
+        evaluation(result));
     } catch (error) {
       testResult.replaceChildren(el('p', { class: 'field-error', text: error.status === 404 ? 'This server cannot test flags.' : `The test failed: ${error.message}` }));
     }
