@@ -2,7 +2,9 @@
 //! flag sets, segments, flags (with per-environment configuration, toggles,
 //! copies between environments, archive and restore, and evaluation and
 //! validation for the editor), API tokens, web UI users and sessions, the
-//! audit log, and import / export of flagd documents. The OpenAPI document is
+//! audit log, import / export of flagd documents, and the SLO-linked kill
+//! switch (the Alertmanager webhook, receiver tokens, kill-switch bindings,
+//! per-flag kill-switch status and manual restore). The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
 //!
@@ -29,6 +31,7 @@ mod docs;
 pub mod error;
 mod extract;
 mod handlers;
+mod restorer;
 mod routes;
 pub mod wire;
 
@@ -36,10 +39,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use ensign_engine::EvaluationOptions;
+use ensign_metrics::Metrics;
 use ensign_storage::Storage;
 
 pub use auth::{COMMENT_HEADER, CSRF_HEADER, SESSION_COOKIE};
+pub use handlers::alertmanager::MAX_WEBHOOK_BODY;
 pub use handlers::session::{MAX_LOGIN_BODY, SESSION_LIFETIME_MS};
+pub use restorer::{RESTORE_INTERVAL, run_due_restores};
 pub use routes::{openapi, router};
 
 /// The largest request body accepted (flagd documents included), in bytes.
@@ -53,6 +59,14 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
+    /// The Alertmanager webhook's shared secret (`ENSIGN_ALERTMANAGER_TOKEN`),
+    /// if configured; an empty string counts as none.
+    pub alertmanager_token: Option<String>,
+    /// The environment alerts act on when they name none (the one this
+    /// process serves).
+    pub default_environment: String,
+    /// Where the kill switch's counters go.
+    pub metrics: Arc<Metrics>,
     /// How flags are evaluated for `.../evaluate` (the server's `--fractional`).
     pub evaluation: EvaluationOptions,
     /// Failed password sign-ins per name (for the sign-in lockout).
@@ -60,14 +74,37 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    /// State over `storage`, with an optional bootstrap admin token.
+    /// State over `storage`, with an optional bootstrap admin token, no
+    /// Alertmanager token, `production` as the default environment of alerts
+    /// and metrics of its own.
     pub fn new(storage: Storage, bootstrap_token: Option<String>) -> Self {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
+            alertmanager_token: None,
+            default_environment: "production".to_owned(),
+            metrics: Arc::new(Metrics::new()),
             evaluation: EvaluationOptions::default(),
             login_failures: Arc::default(),
         }
+    }
+
+    /// With the Alertmanager webhook's shared secret.
+    pub fn with_alertmanager_token(mut self, token: Option<String>) -> Self {
+        self.alertmanager_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// With the environment alerts act on when they name none.
+    pub fn with_default_environment(mut self, environment: impl Into<String>) -> Self {
+        self.default_environment = environment.into();
+        self
+    }
+
+    /// With the server's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same state evaluating flags with `options` (as the server serves
@@ -86,6 +123,11 @@ impl fmt::Debug for AdminState {
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
             )
-            .finish()
+            .field(
+                "alertmanager_token",
+                &self.alertmanager_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("default_environment", &self.default_environment)
+            .finish_non_exhaustive()
     }
 }

@@ -28,6 +28,13 @@
 //! | DELETE | /users/{name}                                    | admin  |
 //! | POST   | /session (sign in)                               | none   |
 //! | GET, DELETE | /session                                    | any    |
+//! | GET, POST | /kill-switches                                | viewer / editor |
+//! | GET, PUT, DELETE | /kill-switches/{name}                  | viewer / editor |
+//! | GET    | /flags/{set}/{key}/kill-switch                   | viewer |
+//! | POST   | /flags/{set}/{key}/environments/{env}/kill-switch/restore | editor |
+//! | GET, POST | /integrations/alertmanager/receivers          | admin  |
+//! | DELETE | /integrations/alertmanager/receivers/{name}      | admin  |
+//! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -42,7 +49,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::handlers::{
-    audit, documents, environments, evaluate, flag_sets, flags, segments, session, tokens, users,
+    alertmanager, audit, documents, environments, evaluate, flag_sets, flags, kill_switch,
+    segments, session, tokens, users,
 };
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
@@ -77,13 +85,29 @@ fn authenticated() -> Routes {
         .routes(routes!(tokens::revoke))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::delete))
+        .routes(routes!(kill_switch::list, kill_switch::create))
+        .routes(routes!(
+            kill_switch::read,
+            kill_switch::update,
+            kill_switch::delete
+        ))
+        .routes(routes!(kill_switch::flag_status))
+        .routes(routes!(kill_switch::restore))
+        .routes(routes!(
+            alertmanager::list_receivers,
+            alertmanager::create_receiver
+        ))
+        .routes(routes!(alertmanager::delete_receiver))
 }
 
-/// The routes anyone may call (`/session` authenticates itself: signing in
-/// needs no credentials, reading and ending a session need the session).
+/// The routes without an API token: the OpenAPI document, the Alertmanager
+/// webhook (which checks its own secrets, never API tokens), and `/session`
+/// (which authenticates itself: signing in needs no credentials, reading and
+/// ending a session need the session).
 fn public() -> Routes {
     OpenApiRouter::new()
         .routes(routes!(docs::document))
+        .routes(routes!(alertmanager::webhook))
         .routes(routes!(session::login, session::read, session::logout))
 }
 

@@ -1475,6 +1475,17 @@ async fn the_openapi_document_lists_every_route() {
         "POST /api/v1/session",
         "GET /api/v1/session",
         "DELETE /api/v1/session",
+        "GET /api/v1/kill-switches",
+        "POST /api/v1/kill-switches",
+        "GET /api/v1/kill-switches/{name}",
+        "PUT /api/v1/kill-switches/{name}",
+        "DELETE /api/v1/kill-switches/{name}",
+        "GET /api/v1/flags/{set}/{key}/kill-switch",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/kill-switch/restore",
+        "POST /api/v1/integrations/alertmanager",
+        "GET /api/v1/integrations/alertmanager/receivers",
+        "POST /api/v1/integrations/alertmanager/receivers",
+        "DELETE /api/v1/integrations/alertmanager/receivers/{name}",
         "GET /api/v1/openapi.json",
     ]
     .into_iter()
