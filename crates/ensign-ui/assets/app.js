@@ -19,11 +19,13 @@ const ROUTES = [
   [/^\/segments$/, './pages/segments.js', []],
   [/^\/segments\/([^/]+)\/([^/]+)$/, './pages/segments.js', ['set', 'key']],
   [/^\/admin\/(environments|flag-sets|tokens|users)$/, './pages/admin.js', ['section']],
+  [/^\/kill-switches$/, './pages/kill-switches.js', []],
 ];
 
 const NAV = [
   { hash: '#/flags', label: 'Flags', icon: 'flag' },
   { hash: '#/segments', label: 'Segments', icon: 'segment' },
+  { hash: '#/kill-switches', label: 'Kill switches', icon: 'power' },
   { heading: 'Administration' },
   { hash: '#/admin/environments', label: 'Environments', icon: 'env' },
   { hash: '#/admin/flag-sets', label: 'Flag sets', icon: 'sets' },

@@ -53,6 +53,7 @@ const ICONS = {
   close: 'M6 6l12 12 M18 6L6 18',
   left: 'M15 18l-6-6 6-6',
   right: 'M9 18l6-6-6-6',
+  power: 'M12 3v9 M18.4 6.6a9 9 0 1 1-12.8 0',
 };
 
 /** An inline SVG icon (decorative: hidden from assistive technology). */
@@ -117,6 +118,13 @@ export function timeAgo(ms, empty = 'never') {
   return h('time', { datetime: date.toISOString(), title: absolute.format(date) }, relativeTime(ms));
 }
 
+/** "90 s", "5 min", "2 h" for a duration in seconds. */
+export function formatDuration(seconds) {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
+
 /** The exact date and time of unix milliseconds. */
 export function formatTime(ms) {
   return ms == null ? '' : absolute.format(new Date(ms));
@@ -134,4 +142,11 @@ export function debounce(fn, wait) {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), wait);
   };
+}
+
+/** A table with column headings and rows (or an empty message). */
+export function table(headings, rows, empty) {
+  return h('div', { class: 'table-wrap' }, h('table', {},
+    h('thead', {}, h('tr', {}, headings.map((text) => h('th', { scope: 'col' }, text)))),
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headings.length, class: 'empty' }, empty)))));
 }

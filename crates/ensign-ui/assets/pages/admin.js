@@ -1,9 +1,9 @@
 // Administration: environments, flag sets, API tokens (a new token's secret
 // is shown once) and user accounts.
 
-import { h, button, badge, pageHeader, notice, timeAgo } from '../components/dom.js';
-import { field, fieldGroup, showProblems, busy } from '../components/form.js';
-import { openDialog } from '../components/dialog.js';
+import { h, button, badge, pageHeader, notice, timeAgo, table } from '../components/dom.js';
+import { field, fieldGroup } from '../components/form.js';
+import { formDialog, secretDialog } from '../components/dialog.js';
 
 const ROLES = [['viewer', 'Viewer: reads everything but tokens'], ['editor', 'Editor: also changes flags, segments, flag sets'], ['admin', 'Admin: also environments, tokens and users']];
 
@@ -16,35 +16,6 @@ const SECTIONS = {
 
 export async function render(root, params, ctx) {
   await SECTIONS[params.section](root, ctx);
-}
-
-/** A table with column headings and rows (or an empty message). */
-function table(headings, rows, empty) {
-  return h('div', { class: 'table-wrap' }, h('table', {},
-    h('thead', {}, h('tr', {}, headings.map((text) => h('th', { scope: 'col' }, text)))),
-    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: headings.length, class: 'empty' }, empty)))));
-}
-
-/** A form in a dialog: `fields` then Cancel / `submitLabel`; `save(form)`
- * runs the request; a failure keeps the input and shows the problems. */
-function formDialog(ctx, { title, fields, submitLabel, save, wide }) {
-  const form = h('form', { novalidate: true }, fields,
-    h('div', { class: 'form-actions' }, button('Cancel', { onclick: () => handle.close() }),
-      h('button', { type: 'submit', class: 'btn btn-primary' }, submitLabel)));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    await busy(form, async () => {
-      try {
-        await save(form, handle);
-      } catch (error) {
-        if (error.status === 412) error.message = 'Someone else changed this meanwhile; nothing was saved. Close and reopen it to see their version.';
-        showProblems(form, error);
-      }
-    });
-  });
-  const handle = openDialog({ title, content: form, wide });
-  form.querySelector('input:not([readonly]), select, textarea')?.focus();
-  return handle;
 }
 
 /** Reloads the current section after a change. */
@@ -202,30 +173,8 @@ function tokenDialog(ctx, environments) {
 
 /** Shows a new token's secret once, with a copy button. */
 function showSecret(ctx, created) {
-  const secret = h('code', { id: 'token-secret' }, created.secret);
-  const copy = button('Copy', { icon: 'copy', onclick: async () => {
-    try {
-      await navigator.clipboard.writeText(created.secret);
-      ctx.toast('Secret copied to the clipboard.');
-    } catch {
-      const range = document.createRange();
-      range.selectNodeContents(secret);
-      window.getSelection().removeAllRanges();
-      window.getSelection().addRange(range);
-      ctx.toast('Select-all done; press Ctrl+C to copy.', 'info');
-    }
-  } });
-  const done = button('Done', { kind: 'primary', onclick: () => handle.close() });
-  const handle = openDialog({
-    title: `Token ${created.token.name} created`,
-    content: [
-      notice('Copy the secret now: it is shown only this once. Only its hash is kept.', 'warn'),
-      h('div', { class: 'secret' }, secret, copy),
-      h('div', { class: 'dialog-actions' }, done),
-    ],
-    onClose: () => reload(ctx),
-  });
-  copy.focus();
+  secretDialog({ title: `Token ${created.token.name} created`, secret: created.secret, id: 'token-secret',
+    toast: ctx.toast, onClose: () => reload(ctx) });
 }
 
 // Users.

@@ -7,7 +7,7 @@
 // else saved first the server answers 412 and the page says so and keeps the
 // input; a 422 puts each problem next to the field its JSON Pointer names.
 
-import { h, badge, button, formatTime, timeAgo, notice, pageHeader } from '../components/dom.js';
+import { h, badge, button, formatTime, formatDuration, timeAgo, notice, pageHeader } from '../components/dom.js';
 import { confirmDialog } from '../components/dialog.js';
 import { showProblems, clearProblems } from '../components/form.js';
 import { ruleEditor } from '../components/rule-editor.js';
@@ -667,16 +667,19 @@ export async function render(root, params, ctx) {
     try {
       status = await api.get(`${flagPath}/kill-switch`);
     } catch (error) {
-      body.append(el('p', { class: 'muted', text: error.status === 404 || error.status === 405 ? 'No kill switches.' : `The kill-switch status could not be read: ${error.message}` }));
+      body.append(el('p', { class: 'field-error', text: `The kill-switch status could not be read: ${error.message}` }));
       return;
     }
+    const manage = el('p', {}, el('a', { href: '#/kill-switches', text: 'Manage kill-switch bindings' }));
     const bindings = status.bindings || [];
     const active = status.active || [];
     const history = status.history || [];
     if (!bindings.length && !active.length && !history.length) {
-      body.append(el('p', { class: 'muted', text: 'No kill switches. An alert can flip this flag once a kill-switch binding names it.' }));
+      body.append(el('p', { class: 'muted', text: 'No kill switches. An alert can flip this flag once a kill-switch binding names it.' }), manage);
       return;
     }
+    // A manual restore closes every open kill of the environment at once (dry runs changed nothing).
+    const restorable = new Set();
     if (active.length) {
       body.append(el('h3', { text: 'Active' }), el('ul', { class: 'inline-list kill-list' }, ...active.map((kill) => el('li', { class: 'notice notice-danger' },
         el('p', {}, el('strong', { text: `${kill.environment}: ${kill.action}` }), kill.dryRun ? ' (dry run: nothing was changed)' : ''),
@@ -686,7 +689,7 @@ export async function render(root, params, ctx) {
           kill.resolvedAt ? `alert resolved ${formatTime(kill.resolvedAt)}` : 'alert still firing',
           kill.restoreDueAt ? `automatic restore ${formatTime(kill.restoreDueAt)}` : null,
         ].filter(Boolean).join(' · ') }),
-        el('div', {}, button(`Restore ${kill.environment}`, { class: 'btn btn-small', disabled: !mayChange(kill.environment), onclick: () => restoreKill(kill.environment) }))))));
+        restoreButton(kill)))));
     }
     if (bindings.length) {
       body.append(el('h3', { text: 'Alerts that can flip it' }), el('ul', { class: 'inline-list kill-list' }, ...bindings.map((b) => el('li', {},
@@ -695,7 +698,7 @@ export async function render(root, params, ctx) {
         el('p', { class: 'mono hint', text: `alerts with ${labels(b.matchers)}` }),
         el('p', { class: 'hint', text: [
           ...(b.targets || []).filter((t) => t.flagSet === set && t.flag === key).map((t) => `${t.environment}: ${t.action}`),
-          b.onResolved === 'restore' ? `restores ${Math.round(b.cooldownSeconds / 60)} min after the alert resolves` : 'stays until restored by hand',
+          b.onResolved === 'restore' ? `restores ${formatDuration(b.cooldownSeconds)} after the alert resolves` : 'stays until restored by hand',
         ].join(' · ') })))));
     }
     if (history.length) {
@@ -706,7 +709,16 @@ export async function render(root, params, ctx) {
           ? `${RESTORE_OUTCOMES[entry.restoreOutcome] ?? 'closed'} ${formatTime(entry.restoredAt)} by ${entry.restoredBy || 'automation'}`
           : 'not restored' })))));
     }
+    body.append(manage);
+
+    /** The Restore button of the first non-dry-run open kill of each environment. */
+    function restoreButton(kill) {
+      if (kill.dryRun || restorable.has(kill.environment)) return null;
+      restorable.add(kill.environment);
+      return el('div', {}, button(`Restore ${kill.environment}`, { class: 'btn btn-small', disabled: !mayChange(kill.environment), onclick: () => restoreKill(kill.environment) }));
+    }
   }
+
 
   /** Which binding and alert caused a kill. */
   function killCause(kill) {
