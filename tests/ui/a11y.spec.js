@@ -62,7 +62,7 @@ function lowContrast() {
   return failures;
 }
 
-const PAGES = ['#/flags', '#/segments', '#/admin/environments', '#/admin/flag-sets', '#/admin/tokens', '#/admin/users'];
+const PAGES = ['#/flags', '#/segments', '#/admin/environments', '#/admin/flag-sets', '#/admin/tokens', '#/admin/users', '#/kill-switches'];
 
 test.beforeAll(async ({ request }) => {
   const set = `a11y-${unique()}`;
@@ -95,6 +95,11 @@ for (const theme of ['light', 'dark']) {
     await expect(page.getByRole('dialog')).toBeVisible();
     expect(await page.evaluate(unnamedControls), 'new flag').toEqual([]);
     expect(await page.evaluate(lowContrast), 'new flag').toEqual([]);
+    await page.goto(`${ADMIN}/#/kill-switches`);
+    await page.getByRole('button', { name: 'New binding' }).click();
+    await expect(page.getByRole('dialog').getByLabel('Flag', { exact: true })).not.toHaveValue('');
+    expect(await page.evaluate(unnamedControls), 'new binding').toEqual([]);
+    expect(await page.evaluate(lowContrast), 'new binding').toEqual([]);
     expect(errors).toEqual([]);
   });
 }
