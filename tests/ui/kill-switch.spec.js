@@ -60,7 +60,7 @@ test('an alert fires a binding made on the page, and a person restores the flag'
   const actor = (await page.locator('.who-name').textContent()).trim();
   await page.getByRole('button', { name: 'New binding' }).click();
   const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill('not a valid name!');
+  await dialog.getByRole('textbox', { name: 'Name', exact: true }).fill('not a valid name!');
   await dialog.getByLabel('Description').fill('Turn the new checkout off when its availability SLO pages');
   await expect(dialog.getByLabel('Label 1 name')).toHaveValue('slo');
   await dialog.getByLabel('Label 1 value').fill(SLO);
@@ -72,7 +72,7 @@ test('an alert fires a binding made on the page, and a person restores the flag'
   await dialog.getByRole('button', { name: 'Create binding' }).click();
 
   // The API's 422 is shown next to the name; the input stays.
-  const name = dialog.getByLabel('Name');
+  const name = dialog.getByRole('textbox', { name: 'Name', exact: true });
   await expect(name).toHaveAttribute('aria-invalid', 'true');
   await expect(dialog.locator('[data-pointer="/name"] .field-error')).toContainText('letters, digits');
   await expect(dialog.getByLabel('Label 1 value')).toHaveValue(SLO);
@@ -100,7 +100,7 @@ test('an alert fires a binding made on the page, and a person restores the flag'
   await expect(page.getByRole('heading', { level: 1, name: KEY })).toBeVisible();
   const panel = page.locator('section.flag-kill');
   await expect(panel.getByRole('heading', { name: 'Active' })).toBeVisible();
-  await expect(panel.getByText('production: disable')).toBeVisible();
+  await expect(panel.getByText('production: disable', { exact: true })).toBeVisible();
   await expect(panel.getByText(`binding ${BINDING}, alert CheckoutAvailabilityBurn`)).toBeVisible();
   await expect(panel.getByText('alert still firing')).toBeVisible();
   await panel.getByRole('button', { name: 'Restore production' }).click();
@@ -121,7 +121,7 @@ test('a binding is edited and deleted on the page', async ({ page, request }) =>
   const row = page.getByRole('row').filter({ hasText: BINDING });
   await row.getByRole('button', { name: `Edit ${BINDING}` }).click();
   const dialog = page.getByRole('dialog');
-  await expect(dialog.getByLabel('Name')).toHaveValue(BINDING);
+  await expect(dialog.getByRole('textbox', { name: 'Name', exact: true })).toHaveValue(BINDING);
   await expect(dialog.getByLabel('Flag', { exact: true })).toHaveValue(KEY);
   await dialog.getByLabel('Action').selectOption('variant');
   await expect(dialog.getByLabel('Variant')).toBeVisible();
@@ -151,7 +151,7 @@ test('an Alertmanager receiver shows its secret once, which works until it is de
   const section = page.getByRole('region', { name: 'Alertmanager receivers' });
   await section.getByRole('button', { name: 'New receiver' }).click();
   const dialog = page.getByRole('dialog');
-  await dialog.getByLabel('Name').fill(receiver);
+  await dialog.getByRole('textbox', { name: 'Name', exact: true }).fill(receiver);
   await dialog.getByRole('button', { name: 'Create receiver' }).click();
   const shown = page.getByRole('dialog', { name: `Receiver ${receiver} created` });
   await expect(shown.getByText('shown only this once')).toBeVisible();

@@ -719,7 +719,6 @@ export async function render(root, params, ctx) {
     }
   }
 
-
   /** Which binding and alert caused a kill. */
   function killCause(kill) {
     const { alertname, ...rest } = kill.alert?.labels ?? {};
