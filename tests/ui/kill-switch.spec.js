@@ -174,7 +174,7 @@ test('an Alertmanager receiver shows its secret once, which works until it is de
   expect(refused.status()).toBe(401);
 });
 
-test('screenshots of the kill-switches page, light and dark', async ({ page, request }) => {
+test('screenshots of the kill-switches page, light and dark', async ({ page, request }, testInfo) => {
   test.skip(process.env.UPDATE_SCREENSHOTS !== '1', 'UPDATE_SCREENSHOTS=1 writes the screenshots');
   const set = 'payments';
   await call(request, 'POST', '/flag-sets', { key: set, name: 'Payments' });
@@ -205,6 +205,11 @@ test('screenshots of the kill-switches page, light and dark', async ({ page, req
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
     await page.setViewportSize({ width: 1280, height: Math.max(800, height) });
     await page.screenshot({ path: path.join(SCREENSHOTS, `kill-switches-${theme}.png`) });
+    // The binding form, for a look at it (not kept in docs/).
+    await page.getByRole('button', { name: 'Edit fraud-model-latency' }).click();
+    await expect(page.getByRole('dialog').getByLabel('Variant')).toHaveValue('v3');
+    await page.screenshot({ path: testInfo.outputPath(`binding-form-${theme}.png`) });
+    await page.keyboard.press('Escape');
     await page.getByRole('button', { name: 'Sign out' }).click();
   }
 });

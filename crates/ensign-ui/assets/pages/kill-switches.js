@@ -7,7 +7,7 @@ import { h, button, badge, pageHeader, notice, timeAgo, table, icon, replace, fo
 import { field, fieldGroup } from '../components/form.js';
 import { formDialog, secretDialog } from '../components/dialog.js';
 
-const ACTIONS = [['disable', 'Disable (serve the code default)'], ['variant', 'Serve one variant'], ['zero-weight', 'Zero weight for a variant']];
+const ACTIONS = [['disable', 'Disable'], ['variant', 'Serve one variant'], ['zero-weight', 'Zero-weight a variant']];
 const ON_RESOLVED = [['keep', 'Keep: a person restores it'], ['restore', 'Restore after the cool-down']];
 const WEBHOOK = '/api/v1/integrations/alertmanager';
 
@@ -38,7 +38,7 @@ export async function render(root, params, ctx) {
     canEdit ? button('New binding', { kind: 'primary', icon: 'plus', disabled: !flagSets.length, onclick: () => bindingDialog(ctx, choices) }) : null));
   if (!flagSets.length) root.append(notice('There are no flag sets yet; a binding acts on flags. Create a flag set and a flag first.'));
 
-  root.append(h('section', { class: 'card', 'aria-labelledby': 'bindings-title' },
+  root.append(h('section', { class: 'card kill-table', 'aria-labelledby': 'bindings-title' },
     h('div', { class: 'card-head' }, h('h2', { id: 'bindings-title' }, 'Bindings'), badge(String(bindings.length), 'accent')),
     table(['Binding', 'Alerts with', 'Targets', 'When resolved', ''],
       bindings.map((binding) => h('tr', {},
@@ -140,7 +140,7 @@ function targetEditor(ctx, choices, targets) {
     const action = field({ label: 'Action', control: 'select', options: ACTIONS, value: kind });
     const variant = field({ label: 'Variant', control: 'select', options: [] });
     const remove = h('button', { type: 'button', class: 'btn btn-ghost btn-icon', onclick: () => { row.remove(); renumber(); } }, icon('close'));
-    const row = h('div', { class: 'target-row', dataset: {} }, flagSet, flag, environment, action, variant, remove,
+    const row = h('div', { class: 'target-row' }, flagSet, flag, environment, remove, action, variant,
       h('p', { class: 'field-error row-error', hidden: true }));
     let flags = [];
     const variantsOf = () => {
@@ -252,7 +252,7 @@ function receiverSection(ctx, receivers) {
       button('New receiver', { class: 'btn btn-small', icon: 'plus', onclick: () => receiverDialog(ctx) })),
     h('div', { class: 'card-pad stack' },
       h('p', { class: 'muted' }, 'Point an Alertmanager webhook receiver at ', h('code', {}, url),
-        ' with Authorization: Bearer <secret> (or Basic with the receiver’s name). Each receiver has a secret of its own, so one can be revoked alone.')),
+        ' with ', h('code', {}, 'Authorization: Bearer <secret>'), ' (or Basic auth with the receiver’s name as user). Each receiver has a secret of its own, so one can be revoked alone.')),
     table(['Name', 'Created', ''],
       receivers.map((receiver) => h('tr', {},
         h('td', {}, h('span', { class: 'key' }, receiver.name)),
