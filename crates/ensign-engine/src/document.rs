@@ -168,7 +168,10 @@ pub fn load_value(value: &Value, limits: &Limits) -> Result<Loaded, DocumentErro
     }
 }
 
-fn parse(text: &str, format: Format, limits: &Limits) -> Result<Value, String> {
+/// Parses `text` (JSON, or YAML, a superset of JSON) into a JSON value within
+/// `limits` (size; YAML flow nesting is refused before the parser sees it), or
+/// says why it cannot. Shared by every YAML/JSON input Ensign reads.
+pub fn parse(text: &str, format: Format, limits: &Limits) -> Result<Value, String> {
     if text.len() > limits.max_document_bytes {
         return Err(format!(
             "the document is {} bytes; the limit is {}",

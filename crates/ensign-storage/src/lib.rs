@@ -26,6 +26,7 @@ use tokio::sync::broadcast;
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
+pub use queries::slos::StoredSlo;
 pub use queries::tokens::NewToken;
 
 /// The PostgreSQL channel replicas listen on.

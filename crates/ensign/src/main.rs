@@ -31,6 +31,8 @@ enum Command {
     Flags(commands::flags::FlagsArgs),
     /// Create, list or revoke a running server's API tokens (admin API client).
     Token(commands::token::TokenArgs),
+    /// Validate SLO specs (Sloth prometheus/v1) and print their Prometheus rules.
+    Slo(commands::slo::SloArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&args),
         Command::Flags(args) => commands::flags::run(&args),
         Command::Token(args) => commands::token::run(&args),
+        Command::Slo(args) => commands::slo::run(&args),
     };
     match result {
         Ok(code) => code,

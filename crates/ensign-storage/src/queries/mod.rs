@@ -7,6 +7,7 @@ pub mod environments;
 pub mod flag_sets;
 pub mod flags;
 pub mod segments;
+pub mod slos;
 pub mod tokens;
 
 use serde_json::Value;

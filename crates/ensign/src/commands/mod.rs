@@ -5,6 +5,7 @@ pub mod eval;
 pub mod flags;
 pub mod migrate;
 pub mod serve;
+pub mod slo;
 pub mod token;
 pub mod validate;
 
