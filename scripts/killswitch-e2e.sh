@@ -106,6 +106,18 @@ fi
 admin_token="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 alertmanager_token="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 
+echo "== Prometheus rules for $(basename "$spec") (window scale $window_scale)"
+if "$ENSIGN_BIN" slo rules --help >/dev/null 2>&1; then
+  "$ENSIGN_BIN" slo rules "$spec" --window-scale "$window_scale" >"$scratch/rules.yml"
+else
+  (( window_scale == 60 )) || { echo "killswitch-e2e: no 'ensign slo rules'; the fallback is for scale 60" >&2; exit 1; }
+  echo "  (this build has no 'ensign slo rules': using experiments/killswitch/rules-fallback.yml)"
+  cp "$root/experiments/killswitch/rules-fallback.yml" "$scratch/rules.yml"
+fi
+promtool check rules "$scratch/rules.yml" >/dev/null
+grep -q 'ensign_flag: *"\?checkout-v2' "$scratch/rules.yml" ||
+  { echo "killswitch-e2e: the page alert carries no ensign_flag label" >&2; exit 1; }
+
 echo "== the guide's snippets (docs/kill-switch.md)"
 # Each fenced block right after a `<!-- check: NAME -->` line is written to NAME and checked.
 python3 - "$guide" "$scratch/guide" <<'PY'
@@ -123,20 +135,10 @@ printf '%s' "$alertmanager_token" >"$scratch/guide/ensign-alertmanager-token"
 sed -i "s#/etc/alertmanager/ensign-alertmanager-token#$scratch/guide/ensign-alertmanager-token#" \
   "$scratch/guide/alertmanager.yml"
 amtool check-config "$scratch/guide/alertmanager.yml" >/dev/null
+sed -i "s#/etc/prometheus/rules/checkout-slo.yml#$scratch/rules.yml#" "$scratch/guide/prometheus.yml"
+promtool check config "$scratch/guide/prometheus.yml" >/dev/null
 cmp -s "$scratch/guide/checkout-slo.yml" "$spec" ||
   { echo "killswitch-e2e: the guide's SLO spec differs from $spec" >&2; exit 1; }
-
-echo "== Prometheus rules for $(basename "$spec") (window scale $window_scale)"
-if "$ENSIGN_BIN" slo rules --help >/dev/null 2>&1; then
-  "$ENSIGN_BIN" slo rules "$spec" --window-scale "$window_scale" >"$scratch/rules.yml"
-else
-  (( window_scale == 60 )) || { echo "killswitch-e2e: no 'ensign slo rules'; the fallback is for scale 60" >&2; exit 1; }
-  echo "  (this build has no 'ensign slo rules': using experiments/killswitch/rules-fallback.yml)"
-  cp "$root/experiments/killswitch/rules-fallback.yml" "$scratch/rules.yml"
-fi
-promtool check rules "$scratch/rules.yml" >/dev/null
-grep -q 'ensign_flag: *"\?checkout-v2' "$scratch/rules.yml" ||
-  { echo "killswitch-e2e: the page alert carries no ensign_flag label" >&2; exit 1; }
 
 echo "== database $database"
 psql "$server_url" -qAtc "create database $database" >/dev/null
