@@ -1,7 +1,8 @@
 //! The admin REST API, served on the admin port under `/api/v1`: environments,
 //! flag sets, segments, flags (with per-environment configuration, toggles,
 //! copies between environments, archive and restore), API tokens, the audit
-//! log, and import / export of flagd documents. The OpenAPI document is
+//! log, import / export of flagd documents, and SLOs with their status read
+//! from Prometheus. The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
 //!
@@ -27,15 +28,19 @@ mod docs;
 pub mod error;
 mod extract;
 mod handlers;
+pub mod prometheus;
 mod routes;
+pub mod slos;
 pub mod wire;
 
 use std::fmt;
+use std::sync::Arc;
 
 use ensign_storage::Storage;
 
 pub use auth::COMMENT_HEADER;
 pub use routes::{openapi, router};
+pub use slos::{FileSlo, SloSettings};
 
 /// The largest request body accepted (flagd documents included), in bytes.
 pub const MAX_REQUEST_BODY: usize = 4 * 1024 * 1024;
@@ -48,6 +53,8 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
+    /// SLOs from files, and where their status is read.
+    pub slos: Arc<SloSettings>,
 }
 
 impl AdminState {
@@ -56,7 +63,14 @@ impl AdminState {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
+            slos: Arc::default(),
         }
+    }
+
+    /// The same state with SLO files and a Prometheus to read their status from.
+    pub fn with_slos(mut self, slos: SloSettings) -> Self {
+        self.slos = Arc::new(slos);
+        self
     }
 }
 
@@ -68,6 +82,7 @@ impl fmt::Debug for AdminState {
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("slos", &self.slos)
             .finish()
     }
 }

@@ -22,6 +22,8 @@
 //! | POST   | /import                                          | editor |
 //! | GET, POST | /tokens                                       | admin  |
 //! | DELETE | /tokens/{name}                                   | admin  |
+//! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
+//! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -35,7 +37,9 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, tokens};
+use crate::handlers::{
+    audit, documents, environments, flag_sets, flags, segments, slos, tokens,
+};
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;
@@ -65,6 +69,9 @@ fn authenticated() -> Routes {
         .routes(routes!(documents::import))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(slos::list))
+        .routes(routes!(slos::read, slos::put, slos::delete))
+        .routes(routes!(slos::status))
 }
 
 /// The routes anyone may call.

@@ -9,6 +9,7 @@ pub(crate) mod environments;
 pub(crate) mod flag_sets;
 pub(crate) mod flags;
 pub(crate) mod segments;
+pub(crate) mod slos;
 pub(crate) mod tokens;
 
 use std::future::Future;

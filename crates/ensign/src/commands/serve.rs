@@ -139,6 +139,20 @@ pub struct ServeArgs {
     /// shared with other busy processes, fewer workers shorten latency tails.
     #[arg(long, env = "ENSIGN_WORKERS")]
     workers: Option<usize>,
+    /// An SLO spec file (Sloth prometheus/v1, YAML or JSON), read at start and
+    /// served read-only by the admin API; repeat for more.
+    #[arg(long = "slo", env = "ENSIGN_SLO", value_delimiter = ',', value_name = "FILE")]
+    slo_files: Vec<String>,
+    /// The Prometheus SLO statuses are read from, `http://HOST:PORT[/PREFIX]`.
+    #[arg(long, env = "ENSIGN_PROMETHEUS_URL", value_name = "URL")]
+    prometheus_url: Option<String>,
+    /// How long one SLO status query to Prometheus may take.
+    #[arg(long, env = "ENSIGN_PROMETHEUS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    prometheus_timeout: Duration,
+    /// The `--window-scale` the SLO rules in that Prometheus were generated
+    /// with (reported by the SLO status).
+    #[arg(long, env = "ENSIGN_SLO_WINDOW_SCALE", default_value = "1", value_parser = ensign_slo::WindowScale::parse)]
+    slo_window_scale: ensign_slo::WindowScale,
     /// Log format: `console` or `json`.
     #[arg(short = 'z', long, env = "ENSIGN_LOG_FORMAT", default_value = "console", value_parser = ["console", "json"])]
     log_format: String,
@@ -205,6 +219,25 @@ fn parse_context(args: &ServeArgs) -> anyhow::Result<ContextRules> {
     Ok(rules)
 }
 
+/// The SLO files and the Prometheus of `--slo`, `--prometheus-url` and
+/// `--slo-window-scale`.
+fn slo_settings(args: &ServeArgs) -> anyhow::Result<ensign_admin::SloSettings> {
+    let prometheus = args
+        .prometheus_url
+        .as_deref()
+        .map(|url| ensign_admin::prometheus::PrometheusClient::new(url, args.prometheus_timeout))
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--prometheus-url: {error}"))?;
+    if args.no_database && (!args.slo_files.is_empty() || prometheus.is_some()) {
+        tracing::warn!("--slo and --prometheus-url serve the admin API, which --no-database turns off");
+    }
+    Ok(ensign_admin::SloSettings {
+        files: super::slo::load_slo_files(&args.slo_files)?,
+        prometheus,
+        window_scale: args.slo_window_scale,
+    })
+}
+
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENSIGN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -257,6 +290,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(ensign_http::tls_acceptor(cert, key)?),
         _ => None,
     };
+    let slo_settings = slo_settings(args)?;
     let evaluation_listener = bind((args.bind, args.port).into(), "evaluation").await?;
     let management_listener = bind((args.bind, args.management_port).into(), "management").await?;
     let sync_listener = bind((args.bind, args.sync_port).into(), "sync").await?;
@@ -298,7 +332,9 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let (Some(storage), Some(listener)) = (&storage, admin_listener) {
         // The bootstrap admin token comes only from the environment, never a flag.
         let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
-        let admin = ensign_admin::router(ensign_admin::AdminState::new(storage.clone(), bootstrap));
+        let admin = ensign_admin::router(
+            ensign_admin::AdminState::new(storage.clone(), bootstrap).with_slos(slo_settings),
+        );
         tasks.spawn(ensign_http::serve(
             listener,
             None,
