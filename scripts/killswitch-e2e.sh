@@ -8,7 +8,7 @@
 # port, Alertmanager (group_wait 0s, group_interval 1s, a webhook receiver calling replica 1's
 # /api/v1/integrations/alertmanager with a bearer token) and Prometheus (scraping the demo and
 # both replicas' management /metrics every second, with the rules `ensign slo rules` prints for
-# experiments/killswitch/checkout-slo.yml at --window-scale 60). Then
+# docs/examples/slo/checkout-demo.yml at --window-scale 60). Then
 # experiments/killswitch/drive.py puts a steady bounded load on the demo and asserts every step:
 # baseline error rate low -> bad release -> burn-rate page alert firing -> Alertmanager calls
 # Ensign -> flag served DISABLED on both replicas -> demo back on its safe path at its baseline
@@ -31,7 +31,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runs="${RUNS:-3}"
 window_scale="${KS_WINDOW_SCALE:-60}"
 server_url="${KS_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-spec="$root/experiments/killswitch/checkout-slo.yml"
+spec="$root/docs/examples/slo/checkout-demo.yml"
 guide="$root/docs/kill-switch.md"
 
 [[ "$runs" =~ ^[0-9]+$ ]] && (( runs >= 1 && runs <= 50 )) ||
@@ -107,15 +107,9 @@ admin_token="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 alertmanager_token="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 
 echo "== Prometheus rules for $(basename "$spec") (window scale $window_scale)"
-if "$ENSIGN_BIN" slo rules --help >/dev/null 2>&1; then
-  "$ENSIGN_BIN" slo rules "$spec" --window-scale "$window_scale" >"$scratch/rules.yml"
-else
-  (( window_scale == 60 )) || { echo "killswitch-e2e: no 'ensign slo rules'; the fallback is for scale 60" >&2; exit 1; }
-  echo "  (this build has no 'ensign slo rules': using experiments/killswitch/rules-fallback.yml)"
-  cp "$root/experiments/killswitch/rules-fallback.yml" "$scratch/rules.yml"
-fi
+"$ENSIGN_BIN" slo rules "$spec" --window-scale "$window_scale" >"$scratch/rules.yml"
 promtool check rules "$scratch/rules.yml" >/dev/null
-grep -q 'ensign_flag: *"\?checkout-v2' "$scratch/rules.yml" ||
+grep -q 'ensign_flag: *checkout-v2' "$scratch/rules.yml" ||
   { echo "killswitch-e2e: the page alert carries no ensign_flag label" >&2; exit 1; }
 
 echo "== the guide's snippets (docs/kill-switch.md)"
@@ -137,7 +131,7 @@ sed -i "s#/etc/alertmanager/ensign-alertmanager-token#$scratch/guide/ensign-aler
 amtool check-config "$scratch/guide/alertmanager.yml" >/dev/null
 sed -i "s#/etc/prometheus/rules/checkout-slo.yml#$scratch/rules.yml#" "$scratch/guide/prometheus.yml"
 promtool check config "$scratch/guide/prometheus.yml" >/dev/null
-cmp -s "$scratch/guide/checkout-slo.yml" "$spec" ||
+cmp -s "$scratch/guide/checkout-demo.yml" "$spec" ||
   { echo "killswitch-e2e: the guide's SLO spec differs from $spec" >&2; exit 1; }
 
 echo "== database $database"
@@ -227,6 +221,8 @@ timeout $((120 + runs * 90)) python3 "$root/experiments/killswitch/drive.py" \
   --admin "http://127.0.0.1:${replica[1.admin]}" --admin-token "$admin_token" \
   --alertmanager-token "$alertmanager_token" \
   --ofrep "http://127.0.0.1:${replica[1.ofrep]}" --ofrep "http://127.0.0.1:${replica[2.ofrep]}" \
+  --management "http://127.0.0.1:${replica[1.management]}" \
+  --management "http://127.0.0.1:${replica[2.management]}" \
   --demo "http://127.0.0.1:$demo_port" --prometheus "http://127.0.0.1:$prom_port" \
   --runs "$runs" --max-seconds $((120 + runs * 90)) --out "$scratch/results.json" "${enforce[@]}"
 for n in 1 2; do
