@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suites use, when missing: Chromium for
 # browser tests, protoc for the Rust SDK example (never for Ensign itself),
-# openssl for TLS test certificates, curl for readiness probes, Prometheus,
-# Alertmanager (with promtool and amtool) and psql for the kill-switch
-# end-to-end run.
+# openssl for TLS test certificates, curl for readiness probes, Prometheus
+# (with promtool) for the SLO rule tests, Alertmanager (with amtool) and psql
+# for the kill-switch end-to-end run.
 set -euo pipefail
 
 declare -A needed=(

@@ -35,9 +35,9 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, ProblemBody};
         (name = "audit", description = "The append-only audit log"),
         (name = "documents", description = "flagd document import and export"),
         (name = "tokens", description = "API tokens (admin only)"),
-        (name = "slos", description = "SLOs (Sloth prometheus/v1 specs) and their status from Prometheus"),
         (name = "kill switch", description = "The SLO-linked kill switch: the Alertmanager webhook, \
             its receivers, bindings from alert labels to flag actions, per-flag status and restore"),
+        (name = "slos", description = "SLOs (Sloth prometheus/v1 specs) and their status from Prometheus"),
         (name = "meta", description = "This document"),
     ),
     components(schemas(ErrorBody, ErrorDetail, ErrorCode, ProblemBody))

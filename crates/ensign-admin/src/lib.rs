@@ -1,10 +1,10 @@
 //! The admin REST API, served on the admin port under `/api/v1`: environments,
 //! flag sets, segments, flags (with per-environment configuration, toggles,
 //! copies between environments, archive and restore), API tokens, the audit
-//! log, import / export of flagd documents, SLOs with their status read from
-//! Prometheus, and the SLO-linked kill switch (the Alertmanager webhook,
-//! receiver tokens, kill-switch bindings, per-flag kill-switch status and
-//! manual restore). The OpenAPI document is
+//! log, import / export of flagd documents, and the SLO-linked kill switch
+//! (the Alertmanager webhook, receiver tokens, kill-switch bindings, per-flag
+//! kill-switch status and manual restore), and SLOs with their status read
+//! from Prometheus. The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
 //!
@@ -30,8 +30,8 @@ mod docs;
 pub mod error;
 mod extract;
 mod handlers;
-pub mod prometheus;
 mod restorer;
+pub mod prometheus;
 mod routes;
 pub mod slos;
 pub mod wire;
@@ -59,8 +59,6 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
-    /// SLOs from files, and where their status is read.
-    pub slos: Arc<SloSettings>,
     /// The Alertmanager webhook's shared secret (`ENSIGN_ALERTMANAGER_TOKEN`),
     /// if configured; an empty string counts as none.
     pub alertmanager_token: Option<String>,
@@ -69,27 +67,23 @@ pub struct AdminState {
     pub default_environment: String,
     /// Where the kill switch's counters go.
     pub metrics: Arc<Metrics>,
+    /// SLOs from files, and where their status is read.
+    pub slos: Arc<SloSettings>,
 }
 
 impl AdminState {
     /// State over `storage`, with an optional bootstrap admin token, no
-    /// Alertmanager token, `production` as the default environment of alerts
-    /// and metrics of its own.
+    /// Alertmanager token, `production` as the default environment of alerts,
+    /// metrics of its own and no SLO files.
     pub fn new(storage: Storage, bootstrap_token: Option<String>) -> Self {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
-            slos: Arc::default(),
             alertmanager_token: None,
             default_environment: "production".to_owned(),
             metrics: Arc::new(Metrics::new()),
+            slos: Arc::default(),
         }
-    }
-
-    /// The same state with SLO files and a Prometheus to read their status from.
-    pub fn with_slos(mut self, slos: SloSettings) -> Self {
-        self.slos = Arc::new(slos);
-        self
     }
 
     /// With the Alertmanager webhook's shared secret.
@@ -109,6 +103,12 @@ impl AdminState {
         self.metrics = metrics;
         self
     }
+
+    /// The same state with SLO files and a Prometheus to read their status from.
+    pub fn with_slos(mut self, slos: SloSettings) -> Self {
+        self.slos = Arc::new(slos);
+        self
+    }
 }
 
 impl fmt::Debug for AdminState {
@@ -119,12 +119,12 @@ impl fmt::Debug for AdminState {
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
             )
-            .field("slos", &self.slos)
             .field(
                 "alertmanager_token",
                 &self.alertmanager_token.as_ref().map(|_| "<redacted>"),
             )
             .field("default_environment", &self.default_environment)
+            .field("slos", &self.slos)
             .finish_non_exhaustive()
     }
 }

@@ -123,7 +123,11 @@ impl PrometheusClient {
 
     /// Runs the instant query `promql` now; the vector it returns.
     pub async fn query(&self, promql: &str) -> Result<Vec<Sample>, QueryError> {
-        let target = format!("{}/api/v1/query?query={}", self.prefix, path_segment(promql));
+        let target = format!(
+            "{}/api/v1/query?query={}",
+            self.prefix,
+            path_segment(promql)
+        );
         let body = tokio::time::timeout(self.timeout, self.get(&target))
             .await
             .map_err(|_| {
@@ -211,13 +215,17 @@ mod tests {
 
     #[test]
     fn urls() {
-        let client = PrometheusClient::new("http://127.0.0.1:9090/", Duration::from_secs(1)).unwrap();
+        let client =
+            PrometheusClient::new("http://127.0.0.1:9090/", Duration::from_secs(1)).unwrap();
         assert_eq!((client.host.as_str(), client.port), ("127.0.0.1", 9090));
         assert_eq!(client.prefix, "");
         assert_eq!(client.url(), "http://127.0.0.1:9090");
         let client =
             PrometheusClient::new("http://[::1]:9090/prometheus", Duration::from_secs(1)).unwrap();
-        assert_eq!((client.host.as_str(), client.prefix.as_str()), ("::1", "/prometheus"));
+        assert_eq!(
+            (client.host.as_str(), client.prefix.as_str()),
+            ("::1", "/prometheus")
+        );
         assert!(PrometheusClient::new("https://p:9090", Duration::from_secs(1)).is_err());
         assert!(PrometheusClient::new("p:9090", Duration::from_secs(1)).is_err());
         assert!(PrometheusClient::new("http://p:9090/?x=1", Duration::from_secs(1)).is_err());

@@ -22,8 +22,6 @@
 //! | POST   | /import                                          | editor |
 //! | GET, POST | /tokens                                       | admin  |
 //! | DELETE | /tokens/{name}                                   | admin  |
-//! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
-//! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
 //! | GET, POST | /kill-switches                                | viewer / editor |
 //! | GET, PUT, DELETE | /kill-switches/{name}                  | viewer / editor |
 //! | GET    | /flags/{set}/{key}/kill-switch                   | viewer |
@@ -31,6 +29,8 @@
 //! | GET, POST | /integrations/alertmanager/receivers          | admin  |
 //! | DELETE | /integrations/alertmanager/receivers/{name}      | admin  |
 //! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
+//! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
+//! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -77,9 +77,6 @@ fn authenticated() -> Routes {
         .routes(routes!(documents::import))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
-        .routes(routes!(slos::list))
-        .routes(routes!(slos::read, slos::put, slos::delete))
-        .routes(routes!(slos::status))
         .routes(routes!(kill_switch::list, kill_switch::create))
         .routes(routes!(
             kill_switch::read,
@@ -93,6 +90,9 @@ fn authenticated() -> Routes {
             alertmanager::create_receiver
         ))
         .routes(routes!(alertmanager::delete_receiver))
+        .routes(routes!(slos::list))
+        .routes(routes!(slos::read, slos::put, slos::delete))
+        .routes(routes!(slos::status))
 }
 
 /// The routes without an API token: the OpenAPI document, and the

@@ -1459,6 +1459,11 @@ async fn the_openapi_document_lists_every_route() {
         "GET /api/v1/tokens",
         "POST /api/v1/tokens",
         "DELETE /api/v1/tokens/{name}",
+        "GET /api/v1/slos",
+        "GET /api/v1/slos/{name}",
+        "PUT /api/v1/slos/{name}",
+        "DELETE /api/v1/slos/{name}",
+        "GET /api/v1/slos/{name}/status",
         "GET /api/v1/openapi.json",
     ]
     .into_iter()

@@ -470,7 +470,10 @@ slos:
             "(sum(rate(http_requests_total{code=~\"5..\"}[1h])))\n/\n(sum(rate(http_requests_total[1h])))\n"
         );
         assert_eq!(
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
             [
                 "sloth_id=checkout-availability",
                 "sloth_service=checkout",
@@ -496,11 +499,22 @@ slos:
         let (expr, labels) = recording(rules, "slo:sli_error:ratio_rate5m");
         assert!(expr.contains("[5s]"), "{expr}");
         assert_eq!(labels["sloth_window"], "5m");
-        assert!(recording(rules, "slo:sli_error:ratio_rate3d").0.contains("[1h12m]"));
-        assert!(recording(rules, "slo:sli_error:ratio_rate30d").0.contains("[12h]"));
+        assert!(
+            recording(rules, "slo:sli_error:ratio_rate3d")
+                .0
+                .contains("[1h12m]")
+        );
+        assert!(
+            recording(rules, "slo:sli_error:ratio_rate30d")
+                .0
+                .contains("[12h]")
+        );
         let meta = rules_of(&file, "sloth-slo-meta-recordings-checkout-availability");
         assert_eq!(recording(meta, "slo:time_period:days").0, "vector(0.5)");
-        assert_eq!(recording(meta, "sloth_slo_info").1["ensign_window_scale"], "60");
+        assert_eq!(
+            recording(meta, "sloth_slo_info").1["ensign_window_scale"],
+            "60"
+        );
     }
 
     #[test]
@@ -579,6 +593,9 @@ slos:
         assert!(yaml.starts_with("groups:\n"), "{yaml}");
         let back: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back, serde_json::to_value(&file).unwrap());
-        assert_eq!(back["groups"][2]["rules"][0]["labels"]["ensign_flag"], "new-checkout");
+        assert_eq!(
+            back["groups"][2]["rules"][0]["labels"]["ensign_flag"],
+            "new-checkout"
+        );
     }
 }

@@ -436,7 +436,10 @@ impl Checker {
             if !fields.contains(&key.as_str()) {
                 self.report(
                     &format!("{path}/{}", escape(key)),
-                    format!("is not a field here; expected one of: {}", fields.join(", ")),
+                    format!(
+                        "is not a field here; expected one of: {}",
+                        fields.join(", ")
+                    ),
                 );
             }
         }
@@ -466,7 +469,10 @@ impl Checker {
                 None
             }
             Some(Value::String(text)) if text.len() > max => {
-                self.report(&path, format!("is {} bytes; the limit is {max}", text.len()));
+                self.report(
+                    &path,
+                    format!("is {} bytes; the limit is {max}", text.len()),
+                );
                 None
             }
             Some(Value::String(text)) => Some(text.clone()),
@@ -626,7 +632,10 @@ impl Checker {
         let Some(objective) = value.as_f64() else {
             self.report(
                 path,
-                format!("must be a number (a percentage such as 99.9), not {}", kind(value)),
+                format!(
+                    "must be a number (a percentage such as 99.9), not {}",
+                    kind(value)
+                ),
             );
             return None;
         };
@@ -712,7 +721,13 @@ impl Checker {
         let object = self.object(
             value,
             path,
-            &["name", "labels", "annotations", "page_alert", "ticket_alert"],
+            &[
+                "name",
+                "labels",
+                "annotations",
+                "page_alert",
+                "ticket_alert",
+            ],
         )?;
         let labels = self.labels(
             object.get("labels"),
@@ -927,7 +942,12 @@ slos:
     fn a_spec_round_trips_through_its_json_value() {
         let spec = parse(EXAMPLE).unwrap();
         let value = spec.to_value();
-        assert_eq!(value["slos"][0]["sli"]["events"]["total_query"].as_str().map(|q| q.contains("{{ .window }}")), Some(true));
+        assert_eq!(
+            value["slos"][0]["sli"]["events"]["total_query"]
+                .as_str()
+                .map(|q| q.contains("{{ .window }}")),
+            Some(true)
+        );
         assert_eq!(from_value(&value).unwrap(), spec);
         let single = spec.single(1).unwrap();
         assert_eq!(single.slos.len(), 1);
@@ -995,7 +1015,11 @@ slos:
         assert!(message("/slos/0/sli/events/total_query").contains("not closed"));
         assert!(message("/slos/0/objective").contains("no error"));
         assert!(message("/extra").contains("expected one of"));
-        assert!(error.to_string().starts_with("invalid SLO spec: error at /extra"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid SLO spec: error at /extra")
+        );
     }
 
     #[test]
@@ -1041,8 +1065,10 @@ slos:
     objective: 99
     sli: {raw: {error_ratio_query: "x[{{.window}}]"}}
 "#;
-        let error = parse(&format!("{base}    alerting: {{ticket_alert: {{disable: true}}}}\n"))
-            .unwrap_err();
+        let error = parse(&format!(
+            "{base}    alerting: {{ticket_alert: {{disable: true}}}}\n"
+        ))
+        .unwrap_err();
         assert_eq!(paths(&error), ["/slos/0/alerting/name"]);
         assert!(parse(&format!(
             "{base}    alerting: {{page_alert: {{disable: true}}, ticket_alert: {{disable: true}}}}\n"
@@ -1074,7 +1100,10 @@ slos:
         let warnings = parse(text).unwrap().warnings();
         let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
         assert_eq!(messages.len(), 1, "{messages:?}");
-        assert!(messages[0].contains("page alert's 14.4x burn rate over 1h"), "{messages:?}");
+        assert!(
+            messages[0].contains("page alert's 14.4x burn rate over 1h"),
+            "{messages:?}"
+        );
     }
 
     #[test]

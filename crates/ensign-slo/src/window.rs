@@ -117,7 +117,10 @@ impl WindowScale {
     /// Parses a scale given as text (a command-line option).
     pub fn parse(text: &str) -> Result<WindowScale, String> {
         let divisor = text.trim().parse::<u32>().map_err(|_| {
-            format!("the window scale \"{text}\" is not a whole number from 1 to {}", Self::MAX)
+            format!(
+                "the window scale \"{text}\" is not a whole number from 1 to {}",
+                Self::MAX
+            )
         })?;
         WindowScale::new(divisor)
     }
@@ -205,6 +208,9 @@ mod tests {
         assert!(WindowScale::new(0).is_err());
         assert!(WindowScale::parse("sixty").is_err());
         assert!(WindowScale::parse("-1").is_err());
-        assert_eq!(WindowScale::parse(" 7 ").unwrap().range(SLI_WINDOWS[0]), "42s857ms");
+        assert_eq!(
+            WindowScale::parse(" 7 ").unwrap().range(SLI_WINDOWS[0]),
+            "42s857ms"
+        );
     }
 }

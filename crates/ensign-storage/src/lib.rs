@@ -26,11 +26,11 @@ use tokio::sync::broadcast;
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
-pub use queries::slos::StoredSlo;
 pub use queries::kill_switch::{
     ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
     KillAction, KillRecord, KillSwitchBinding, KillTarget, OnResolved, RestoreResult,
 };
+pub use queries::slos::StoredSlo;
 pub use queries::tokens::NewToken;
 
 /// The PostgreSQL channel replicas listen on.

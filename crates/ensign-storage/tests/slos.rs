@@ -52,14 +52,20 @@ async fn stored_slos_are_versioned_and_audited(db: &TestDb) {
     ));
     assert!(matches!(
         s.put_slo(&alice, name, &spec(99.5), Some(7)).await,
-        Err(StorageError::VersionMismatch { current: 1, expected: 7, .. })
+        Err(StorageError::VersionMismatch {
+            current: 1,
+            expected: 7,
+            ..
+        })
     ));
     let replaced = s.put_slo(&alice, name, &spec(99.5), Some(1)).await.unwrap();
     assert_eq!(replaced.version, 2);
     assert_eq!(replaced.spec["slos"][0]["objective"], 99.5);
 
     // A spec naming another SLO, or several, is refused and writes nothing.
-    let error = s.put_slo(&alice, "checkout-latency", &spec(99.0), None).await;
+    let error = s
+        .put_slo(&alice, "checkout-latency", &spec(99.0), None)
+        .await;
     match error {
         Err(StorageError::Invalid(problems)) => assert_eq!(problems[0].path, "/slos/0/name"),
         other => panic!("expected invalid, got {other:?}"),
@@ -98,9 +104,19 @@ async fn stored_slos_are_versioned_and_audited(db: &TestDb) {
         .unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["slo.delete", "slo.update", "slo.create"]);
-    assert!(audit.iter().all(|e| e.actor == "token:alice" && e.resource_key == name));
-    assert_eq!(audit[1].before.as_ref().unwrap()["slos"][0]["objective"], 99.9);
-    assert_eq!(audit[1].after.as_ref().unwrap()["slos"][0]["objective"], 99.5);
+    assert!(
+        audit
+            .iter()
+            .all(|e| e.actor == "token:alice" && e.resource_key == name)
+    );
+    assert_eq!(
+        audit[1].before.as_ref().unwrap()["slos"][0]["objective"],
+        99.9
+    );
+    assert_eq!(
+        audit[1].after.as_ref().unwrap()["slos"][0]["objective"],
+        99.5
+    );
     assert!(audit[0].after.is_none());
 }
 

@@ -29,6 +29,7 @@ use super::{Shared, versioned};
 use crate::auth::Editor;
 use crate::error::{ApiError, ErrorCode, ProblemBody, ReadErrors, WriteErrors};
 use crate::extract::{IfMatch, PathParams, created, path_segment, tagged};
+use crate::prometheus::Sample;
 use crate::slos::FileSlo;
 
 /// An SLO as the API shows it.
@@ -281,7 +282,10 @@ pub(crate) async fn delete(
     if let Some(file) = state.slos.file(&name) {
         return Err(read_only(file));
     }
-    versioned(if_match, || state.storage.delete_slo(&actor, &name, if_match)).await?;
+    versioned(if_match, || {
+        state.storage.delete_slo(&actor, &name, if_match)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -335,23 +339,7 @@ async fn assess(state: &Shared, name: &str) -> Result<SloStatus, ApiError> {
         Some(prometheus) => match prometheus.query(&ratios_query(name)).await {
             Err(error) => (unreachable(budget), Some(error.to_string())),
             Ok(samples) => {
-                let mut ratios = ErrorRatios::new();
-                for sample in samples {
-                    let Some(window) = sample
-                        .labels
-                        .get("__name__")
-                        .and_then(|n| n.strip_prefix(PREFIX))
-                    else {
-                        continue;
-                    };
-                    // Several series per window (a query grouped by region):
-                    // the worst one counts.
-                    let ratio = ratios.entry(window.to_owned()).or_insert(f64::NAN);
-                    if sample.value.is_finite() && (ratio.is_nan() || sample.value > *ratio) {
-                        *ratio = sample.value;
-                    }
-                }
-                let assessment = ensign_slo::assess(budget, &ratios);
+                let assessment = ensign_slo::assess(budget, &worst_ratios(samples));
                 let message = (assessment.status == Status::NoData).then(|| {
                     format!(
                         "Prometheus at {} has no error ratios of {name} (are the rules of \
@@ -376,6 +364,27 @@ async fn assess(state: &Shared, name: &str) -> Result<SloStatus, ApiError> {
     })
 }
 
+/// The error ratio per window of the recorded series: with several series for
+/// a window (a query grouped by region) the worst counts; NaN (no traffic)
+/// only when no series of the window has a number.
+fn worst_ratios(samples: Vec<Sample>) -> ErrorRatios {
+    let mut ratios = ErrorRatios::new();
+    for sample in samples {
+        let Some(window) = sample
+            .labels
+            .get("__name__")
+            .and_then(|n| n.strip_prefix(PREFIX))
+        else {
+            continue;
+        };
+        let ratio = ratios.entry(window.to_owned()).or_insert(f64::NAN);
+        if sample.value.is_finite() && (ratio.is_nan() || sample.value > *ratio) {
+            *ratio = sample.value;
+        }
+    }
+    ratios
+}
+
 /// An assessment without data, marked `unreachable`.
 fn unreachable(budget: f64) -> Assessment {
     Assessment {
@@ -387,6 +396,33 @@ fn unreachable(budget: f64) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(name: &str, region: &str, value: f64) -> Sample {
+        Sample {
+            labels: [("__name__", name), ("region", region)]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            value,
+        }
+    }
+
+    #[test]
+    fn the_worst_series_of_a_window_counts() {
+        let ratios = worst_ratios(vec![
+            sample("slo:sli_error:ratio_rate5m", "eu", 0.001),
+            sample("slo:sli_error:ratio_rate5m", "us", f64::NAN),
+            sample("slo:sli_error:ratio_rate5m", "ap", 0.02),
+            sample("slo:sli_error:ratio_rate1h", "eu", f64::NAN),
+            sample("slo:sli_error:ratio_rate1h", "us", 0.0),
+            sample("slo:sli_error:ratio_rate3d", "eu", f64::NAN),
+            sample("up", "eu", 1.0),
+        ]);
+        assert_eq!(ratios.get("5m"), Some(&0.02));
+        assert_eq!(ratios.get("1h"), Some(&0.0));
+        assert!(ratios["3d"].is_nan());
+        assert_eq!(ratios.len(), 3);
+    }
 
     #[test]
     fn the_query_selects_every_window_of_one_slo() {

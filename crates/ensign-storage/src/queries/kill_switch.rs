@@ -390,6 +390,15 @@ struct Current {
     config: FlagConfig,
 }
 
+/// What a firing alert asks for on one flag: an action, or a refusal
+/// already answered (labels that cannot be acted on).
+enum Step {
+    /// Act on a flag.
+    Act(Planned),
+    /// Answer with this error line.
+    Refuse(AlertAction),
+}
+
 /// Everything an action on one flag needs.
 struct Planned {
     target: KillTarget,
@@ -952,8 +961,8 @@ impl Storage {
                 let mut actions = Vec::with_capacity(planned.len());
                 for plan in planned {
                     actions.push(match plan {
-                        Ok(plan) => self.kill(&mut write, alert, plan).await?,
-                        Err(action) => action,
+                        Step::Act(plan) => self.kill(&mut write, alert, plan).await?,
+                        Step::Refuse(action) => action,
                     });
                 }
                 if actions.is_empty() {
@@ -980,7 +989,7 @@ impl Storage {
         write: &mut Write<'_>,
         alert: &Alert,
         default_environment: &str,
-    ) -> Result<Vec<std::result::Result<Planned, AlertAction>>> {
+    ) -> Result<Vec<Step>> {
         let mut planned = Vec::new();
         if let Some(flag) = alert.labels.get("ensign_flag") {
             planned.push(self.direct_target(alert, flag, default_environment).await?);
@@ -997,7 +1006,7 @@ impl Storage {
                 continue;
             }
             for target in &binding.targets {
-                planned.push(Ok(Planned {
+                planned.push(Step::Act(Planned {
                     target: target.clone(),
                     binding: Some(binding.name.clone()),
                     on_resolved: binding.on_resolved,
@@ -1015,13 +1024,13 @@ impl Storage {
         alert: &Alert,
         flag: &str,
         default_environment: &str,
-    ) -> Result<std::result::Result<Planned, AlertAction>> {
+    ) -> Result<Step> {
         let label = |name: &str| alert.labels.get(name).cloned();
         let environment =
             label("ensign_environment").unwrap_or_else(|| default_environment.to_owned());
         let action = label("ensign_action").unwrap_or_else(|| "disable".to_owned());
         let error = |flag_set: Option<String>, message: String| {
-            Err(AlertAction {
+            Step::Refuse(AlertAction {
                 flag_set,
                 flag: Some(flag.to_owned()),
                 environment: Some(environment.clone()),
@@ -1073,7 +1082,7 @@ impl Storage {
                 }
             }
         };
-        Ok(Ok(Planned {
+        Ok(Step::Act(Planned {
             target: KillTarget {
                 flag_set,
                 flag: flag.to_owned(),

@@ -66,7 +66,10 @@ fn single_slo_named(spec: &ensign_slo::Spec, name: &str) -> Result<()> {
         )),
         slos => Err(StorageError::invalid(
             "/slos",
-            format!("must hold exactly one SLO, \"{name}\"; it holds {}", slos.len()),
+            format!(
+                "must hold exactly one SLO, \"{name}\"; it holds {}",
+                slos.len()
+            ),
         )),
     }
 }

@@ -146,7 +146,12 @@ pub struct ServeArgs {
     workers: Option<usize>,
     /// An SLO spec file (Sloth prometheus/v1, YAML or JSON), read at start and
     /// served read-only by the admin API; repeat for more.
-    #[arg(long = "slo", env = "ENSIGN_SLO", value_delimiter = ',', value_name = "FILE")]
+    #[arg(
+        long = "slo",
+        env = "ENSIGN_SLO",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
     slo_files: Vec<String>,
     /// The Prometheus SLO statuses are read from, `http://HOST:PORT[/PREFIX]`.
     #[arg(long, env = "ENSIGN_PROMETHEUS_URL", value_name = "URL")]
@@ -234,7 +239,9 @@ fn slo_settings(args: &ServeArgs) -> anyhow::Result<ensign_admin::SloSettings> {
         .transpose()
         .map_err(|error| anyhow::anyhow!("--prometheus-url: {error}"))?;
     if args.no_database && (!args.slo_files.is_empty() || prometheus.is_some()) {
-        tracing::warn!("--slo and --prometheus-url serve the admin API, which --no-database turns off");
+        tracing::warn!(
+            "--slo and --prometheus-url serve the admin API, which --no-database turns off"
+        );
     }
     Ok(ensign_admin::SloSettings {
         files: super::slo::load_slo_files(&args.slo_files)?,
