@@ -1,27 +1,38 @@
 //! Who is calling and what they may do.
 //!
-//! Authentication ([`authenticate`], a middleware on every route but
-//! `openapi.json`): `Authorization: Bearer <secret>` is either the bootstrap
-//! token from `ENSIGN_ADMIN_TOKEN` (compared in constant time; an admin acting
-//! as `token:bootstrap`) or an API token the storage verifies by its hash
-//! (acting as `token:<name>`). No or an unknown token is 401. A viewer's
-//! non-read request is refused here, before its body is read.
+//! Authentication ([`identify`]; the [`authenticate`] middleware on every
+//! route but `openapi.json` and `/session`):
+//!
+//! - `Authorization: Bearer <secret>` is either the bootstrap token from
+//!   `ENSIGN_ADMIN_TOKEN` (compared in constant time; an admin acting as
+//!   `token:bootstrap`) or an API token the storage verifies by its hash
+//!   (acting as `token:<name>`);
+//! - without it, the web UI's session cookie `ensign_session` names a live
+//!   session (signed in with a password as `user:<name>`, with an API token,
+//!   or with the bootstrap token). A cookie-authenticated request with an
+//!   unsafe method must carry the session's CSRF token in `X-CSRF-Token`
+//!   (compared in constant time), else it is refused with 403 before anything
+//!   is read or changed.
+//!
+//! No or unknown credentials are 401. A viewer's non-read request is refused
+//! here, before its body is read (but evaluating and validating a flag
+//! configuration, which write nothing).
 //!
 //! Authorization (the [`Editor`] and [`Admin`] extractors, then a scope):
 //!
 //! | role   | may                                                            |
 //! |--------|----------------------------------------------------------------|
-//! | viewer | read everything but tokens                                     |
+//! | viewer | read everything but tokens and users; evaluate and validate    |
 //! | editor | also write flags, segments, flag sets, import                  |
-//! | admin  | also write environments and tokens, and read tokens            |
+//! | admin  | also write environments, tokens and users, and read them       |
 //!
-//! A token limited to environments may only make per-environment changes
+//! A caller limited to environments may only make per-environment changes
 //! (configure, toggle, copy into, import into, rename) in those environments;
 //! changes that reach every environment (creating, patching, archiving or
-//! deleting flags, flag sets, segments, environments, tokens) are refused. The
-//! only way a handler gets the [`Actor`] its write needs is through
-//! [`Writer::everywhere`] or [`Writer::in_environment`], so no write can skip
-//! the scope check. Refusals are 403.
+//! deleting flags, flag sets, segments, environments, tokens, users) are
+//! refused. The only way a handler gets the [`Actor`] its write needs is
+//! through [`Writer::everywhere`] or [`Writer::in_environment`], so no write
+//! can skip the scope check. Refusals are 403.
 //!
 //! The actor's comment, recorded in the audit log, comes from the
 //! `X-Ensign-Comment` header or, without it, the body's `comment` field.
@@ -31,9 +42,9 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ensign_storage::model::{Actor, Role, Token};
+use ensign_storage::model::{Actor, Principal, Role, Token};
 use http::request::Parts;
-use http::{Method, header};
+use http::{HeaderMap, Method, header};
 
 use crate::AdminState;
 use crate::error::ApiError;
@@ -41,15 +52,42 @@ use crate::error::ApiError;
 /// The header that carries the actor's comment.
 pub const COMMENT_HEADER: &str = "x-ensign-comment";
 
+/// The name of the web UI's session cookie.
+pub const SESSION_COOKIE: &str = "ensign_session";
+
+/// The header that carries a session's CSRF token on unsafe requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The actor name recorded in the audit log (`token:<name>`).
+    /// The actor name recorded in the audit log (`token:<name>`, `user:<name>`).
     pub actor: String,
     /// What the caller may do.
     pub role: Role,
     /// The environments it may change (`None`: all).
     pub environments: Option<Vec<String>>,
+    /// The session, when the caller was authenticated by its cookie.
+    pub session: Option<CookieSession>,
+}
+
+/// The session behind a cookie-authenticated caller.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieSession {
+    /// The cookie's value (the session secret).
+    pub secret: String,
+    /// What unsafe requests must send as `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// When the session ends (unix milliseconds).
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for CookieSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieSession")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Caller {
@@ -58,6 +96,7 @@ impl Caller {
             actor: "token:bootstrap".to_owned(),
             role: Role::Admin,
             environments: None,
+            session: None,
         }
     }
 
@@ -66,6 +105,21 @@ impl Caller {
             actor: format!("token:{}", token.name),
             role: token.role,
             environments: token.environments,
+            session: None,
+        }
+    }
+
+    /// The caller a session principal acts as.
+    pub(crate) fn from_principal(principal: &Principal) -> Self {
+        match principal {
+            Principal::User(user) => Caller {
+                actor: ensign_storage::actor_name(principal),
+                role: user.role,
+                environments: user.environments.clone(),
+                session: None,
+            },
+            Principal::Token(token) => Caller::from_token(token.clone()),
+            Principal::Bootstrap(_) => Caller::bootstrap(),
         }
     }
 }
@@ -88,8 +142,100 @@ fn bearer(parts: &http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
 }
 
+/// The value of the session cookie, from any `Cookie` header.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
 fn is_read(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether a `POST` to `path` (under `/api/v1`, with or without that prefix)
+/// only computes an answer (`.../evaluate`, `.../validate` of a flag in an
+/// environment), so viewers may send it.
+fn writes_nothing(path: &str) -> bool {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(
+        segments.as_slice(),
+        [
+            "",
+            "flags",
+            _,
+            _,
+            "environments",
+            _,
+            "evaluate" | "validate"
+        ]
+    )
+}
+
+/// Whether `hash` is the hash of the bootstrap token configured now.
+pub(crate) fn is_current_bootstrap(state: &AdminState, hash: &str) -> bool {
+    state
+        .bootstrap_token
+        .as_deref()
+        .is_some_and(|token| same_secret(&ensign_storage::hash_secret(token), hash))
+}
+
+/// Who sent a request with `headers` and `method`: its bearer token or, without
+/// one, its session cookie (with the CSRF check for unsafe methods).
+pub(crate) async fn identify(
+    state: &AdminState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
+    if let Some(secret) = bearer(headers) {
+        let bootstrap = state
+            .bootstrap_token
+            .as_deref()
+            .is_some_and(|token| same_secret(token, secret));
+        if bootstrap {
+            return Ok(Caller::bootstrap());
+        }
+        return match state.storage.verify_token(secret).await? {
+            Some(token) => Ok(Caller::from_token(token)),
+            None => Err(ApiError::unauthorized("the token is unknown or revoked")),
+        };
+    }
+    let Some(secret) = session_cookie(headers) else {
+        return Err(ApiError::unauthorized(
+            "send an API token as Authorization: Bearer <token>, or sign in",
+        ));
+    };
+    let ended = || ApiError::unauthorized("the session has ended; sign in again");
+    let session = state.storage.session(secret).await?.ok_or_else(ended)?;
+    if let Principal::Bootstrap(hash) = &session.principal
+        && !is_current_bootstrap(state, hash)
+    {
+        return Err(ended());
+    }
+    if !is_read(method) {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !same_secret(sent, &session.csrf_token) {
+            return Err(ApiError::forbidden(
+                "a change made with the session cookie must send the session's csrfToken as X-CSRF-Token",
+            ));
+        }
+    }
+    let mut caller = Caller::from_principal(&session.principal);
+    caller.session = Some(CookieSession {
+        secret: secret.to_owned(),
+        csrf_token: session.csrf_token,
+        expires_at: session.expires_at,
+    });
+    Ok(caller)
 }
 
 /// The authentication middleware: puts a [`Caller`] into the request.
@@ -98,26 +244,14 @@ pub(crate) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Some(secret) = bearer(request.headers()) else {
-        return ApiError::unauthorized("send an API token as Authorization: Bearer <token>")
-            .into_response();
+    let caller = match identify(&state, request.method(), request.headers()).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
     };
-    let bootstrap = state
-        .bootstrap_token
-        .as_deref()
-        .is_some_and(|token| same_secret(token, secret));
-    let caller = if bootstrap {
-        Caller::bootstrap()
-    } else {
-        match state.storage.verify_token(secret).await {
-            Ok(Some(token)) => Caller::from_token(token),
-            Ok(None) => {
-                return ApiError::unauthorized("the token is unknown or revoked").into_response();
-            }
-            Err(error) => return ApiError::from(error).into_response(),
-        }
-    };
-    if caller.role == Role::Viewer && !is_read(request.method()) {
+    if caller.role == Role::Viewer
+        && !is_read(request.method())
+        && !writes_nothing(request.uri().path())
+    {
         return ApiError::forbidden(format!("{} is a viewer: it may only read", caller.actor))
             .into_response();
     }
@@ -273,6 +407,41 @@ mod tests {
         assert_eq!(bearer(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
         assert_eq!(bearer(&headers), None);
+    }
+
+    #[test]
+    fn only_evaluate_and_validate_write_nothing() {
+        assert!(writes_nothing(
+            "/api/v1/flags/web/a%2Fb/environments/prod/evaluate"
+        ));
+        assert!(writes_nothing(
+            "/api/v1/flags/web/a/environments/prod/validate"
+        ));
+        assert!(!writes_nothing(
+            "/api/v1/flags/web/a/environments/prod/toggle"
+        ));
+        assert!(!writes_nothing(
+            "/api/v1/flags/web/a/b/environments/prod/evaluate"
+        ));
+        assert!(!writes_nothing("/api/v1/flags/web/a/environments/prod"));
+        assert!(writes_nothing("/flags/web/a/environments/prod/evaluate"));
+    }
+
+    #[test]
+    fn session_cookies_among_others() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(session_cookie(&headers), None);
+        headers.append(
+            header::COOKIE,
+            "theme=dark; ensign_session=abc".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&headers), Some("abc"));
+        let mut headers = http::HeaderMap::new();
+        headers.append(header::COOKIE, "ensign_session=".parse().unwrap());
+        headers.append(header::COOKIE, "xensign_session=no".parse().unwrap());
+        assert_eq!(session_cookie(&headers), None);
+        headers.append(header::COOKIE, "a=1;ensign_session=def".parse().unwrap());
+        assert_eq!(session_cookie(&headers), Some("def"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use utoipa::openapi::{Content, Ref, RefOr};
 pub enum ErrorCode {
     /// 400: the request is malformed (bad JSON syntax, bad header, bad query).
     BadRequest,
-    /// 401: no valid bearer token.
+    /// 401: no valid bearer token or session.
     Unauthorized,
     /// 403: the token's role or environments do not allow this.
     Forbidden,
@@ -39,6 +39,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 422: the input is invalid; `problems` lists every problem.
     Invalid,
+    /// 429: too many failed sign-ins; retry later.
+    TooManyRequests,
     /// 500: something failed inside; details are in the server log.
     Internal,
     /// 503: the database cannot be reached; retry later.
@@ -58,6 +60,7 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -286,7 +289,7 @@ fn documented(codes: &[ErrorCode]) -> std::collections::BTreeMap<String, RefOr<R
         .map(|code| {
             let description = match code {
                 ErrorCode::BadRequest => "Malformed request (JSON syntax, header or query)",
-                ErrorCode::Unauthorized => "No valid bearer token",
+                ErrorCode::Unauthorized => "No valid bearer token or session",
                 ErrorCode::Forbidden => "The token's role or environments do not allow this",
                 ErrorCode::NotFound => "No such resource",
                 ErrorCode::MethodNotAllowed => "No such method",
@@ -294,6 +297,7 @@ fn documented(codes: &[ErrorCode]) -> std::collections::BTreeMap<String, RefOr<R
                 ErrorCode::PreconditionFailed => "If-Match names a stale version",
                 ErrorCode::PayloadTooLarge => "The request body is over the limit",
                 ErrorCode::Invalid => "Invalid input: every problem with its JSON Pointer",
+                ErrorCode::TooManyRequests => "Too many failed sign-ins; retry later",
                 ErrorCode::Internal => "Internal error",
                 ErrorCode::Unavailable => "The database is unavailable; retry later",
             };

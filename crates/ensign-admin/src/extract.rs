@@ -2,7 +2,8 @@
 //! body:
 //!
 //! - [`JsonBody`]: a JSON body within [`MAX_REQUEST_BODY`](crate::MAX_REQUEST_BODY);
-//!   bad syntax is 400, a value of the wrong shape 422 with its JSON Pointer;
+//!   bad syntax is 400, a value of the wrong shape 422 with its JSON Pointer
+//!   ([`BodyBytes`]: the same body unparsed);
 //! - [`Params`]: query parameters (400 when they do not parse);
 //! - [`PathParams`]: percent-decoded path segments (400 when not UTF-8);
 //! - [`IfMatch`]: `If-Match: "<version>"` (400 when malformed);
@@ -30,6 +31,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let BodyBytes(bytes) = BodyBytes::from_request(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A request body within [`MAX_REQUEST_BODY`](crate::MAX_REQUEST_BODY), not
+/// yet parsed.
+#[derive(Debug)]
+pub(crate) struct BodyBytes(pub Bytes);
+
+impl<S> FromRequest<S> for BodyBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -45,7 +63,7 @@ where
                     ))
                 }
             })?;
-        parse_json(&bytes).map(JsonBody)
+        Ok(BodyBytes(bytes))
     }
 }
 

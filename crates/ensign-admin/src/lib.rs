@@ -1,7 +1,8 @@
 //! The admin REST API, served on the admin port under `/api/v1`: environments,
 //! flag sets, segments, flags (with per-environment configuration, toggles,
-//! copies between environments, archive and restore), API tokens, the audit
-//! log, import / export of flagd documents, and the SLO-linked kill switch
+//! copies between environments, archive and restore, and evaluation and
+//! validation for the editor), API tokens, web UI users and sessions, the
+//! audit log, import / export of flagd documents, the SLO-linked kill switch
 //! (the Alertmanager webhook, receiver tokens, kill-switch bindings, per-flag
 //! kill-switch status and manual restore), and SLOs with their status read
 //! from Prometheus. The OpenAPI document is
@@ -20,18 +21,19 @@
 //! - Every error has one body shape ([`error::ErrorBody`]); invalid input is
 //!   422 with every problem found and its JSON Pointer into the request body,
 //!   and nothing is written. 5xx bodies never carry internals.
-//! - Every route except `openapi.json` needs `Authorization: Bearer <token>`
-//!   (the `auth` module has the rules); every write names its actor and
-//!   optional comment, which the storage appends to the audit log in the same
-//!   transaction.
+//! - Every route except `openapi.json` and `session` needs
+//!   `Authorization: Bearer <token>` or the web UI's session cookie (with
+//!   `X-CSRF-Token` on unsafe methods; the `auth` module has the rules);
+//!   every write names its actor and optional comment, which the storage
+//!   appends to the audit log in the same transaction.
 
 mod auth;
 mod docs;
 pub mod error;
 mod extract;
 mod handlers;
-mod restorer;
 pub mod prometheus;
+mod restorer;
 mod routes;
 pub mod slos;
 pub mod wire;
@@ -39,11 +41,13 @@ pub mod wire;
 use std::fmt;
 use std::sync::Arc;
 
+use ensign_engine::EvaluationOptions;
 use ensign_metrics::Metrics;
 use ensign_storage::Storage;
 
-pub use auth::COMMENT_HEADER;
+pub use auth::{COMMENT_HEADER, CSRF_HEADER, SESSION_COOKIE};
 pub use handlers::alertmanager::MAX_WEBHOOK_BODY;
+pub use handlers::session::{MAX_LOGIN_BODY, SESSION_LIFETIME_MS};
 pub use restorer::{RESTORE_INTERVAL, run_due_restores};
 pub use routes::{openapi, router};
 pub use slos::{FileSlo, SloSettings};
@@ -69,6 +73,10 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// SLOs from files, and where their status is read.
     pub slos: Arc<SloSettings>,
+    /// How flags are evaluated for `.../evaluate` (the server's `--fractional`).
+    pub evaluation: EvaluationOptions,
+    /// Failed password sign-ins per name (for the sign-in lockout).
+    login_failures: Arc<handlers::session::LoginFailures>,
 }
 
 impl AdminState {
@@ -83,6 +91,8 @@ impl AdminState {
             default_environment: "production".to_owned(),
             metrics: Arc::new(Metrics::new()),
             slos: Arc::default(),
+            evaluation: EvaluationOptions::default(),
+            login_failures: Arc::default(),
         }
     }
 
@@ -107,6 +117,13 @@ impl AdminState {
     /// The same state with SLO files and a Prometheus to read their status from.
     pub fn with_slos(mut self, slos: SloSettings) -> Self {
         self.slos = Arc::new(slos);
+        self
+    }
+
+    /// The same state evaluating flags with `options` (as the server serves
+    /// them).
+    pub fn with_evaluation(mut self, options: EvaluationOptions) -> Self {
+        self.evaluation = options;
         self
     }
 }

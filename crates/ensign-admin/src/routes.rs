@@ -16,6 +16,8 @@
 //! | PATCH, DELETE | /flags/{set}/{key}                        | editor |
 //! | PUT    | /flags/{set}/{key}/environments/{env}            | editor |
 //! | POST   | /flags/{set}/{key}/environments/{env}/toggle     | editor |
+//! | POST   | /flags/{set}/{key}/environments/{env}/evaluate   | viewer |
+//! | POST   | /flags/{set}/{key}/environments/{env}/validate   | viewer |
 //! | POST   | /flags/{set}/{key}/copy, /archive, /restore      | editor |
 //! | GET    | /audit                                           | viewer |
 //! | GET    | /export                                          | viewer |
@@ -31,6 +33,10 @@
 //! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
 //! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
 //! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
+//! | GET, POST | /users                                        | admin  |
+//! | DELETE | /users/{name}                                    | admin  |
+//! | POST   | /session (sign in)                               | none   |
+//! | GET, DELETE | /session                                    | any    |
 //! | GET    | /openapi.json                                    | none   |
 
 use std::sync::Arc;
@@ -45,14 +51,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::handlers::{
-    alertmanager, audit, documents, environments, flag_sets, flags, kill_switch, segments, slos,
-    tokens,
+    alertmanager, audit, documents, environments, evaluate, flag_sets, flags, kill_switch,
+    segments, session, slos, tokens, users,
 };
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;
 
-/// The routes that need a token.
+/// The routes that need a token or a session.
 fn authenticated() -> Routes {
     OpenApiRouter::new()
         .routes(routes!(environments::list, environments::create))
@@ -69,6 +75,8 @@ fn authenticated() -> Routes {
         .routes(routes!(flags::read, flags::update, flags::delete))
         .routes(routes!(flags::configure))
         .routes(routes!(flags::toggle))
+        .routes(routes!(evaluate::evaluate))
+        .routes(routes!(evaluate::validate))
         .routes(routes!(flags::copy))
         .routes(routes!(flags::archive))
         .routes(routes!(flags::restore))
@@ -93,14 +101,19 @@ fn authenticated() -> Routes {
         .routes(routes!(slos::list))
         .routes(routes!(slos::read, slos::put, slos::delete))
         .routes(routes!(slos::status))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::delete))
 }
 
-/// The routes without an API token: the OpenAPI document, and the
-/// Alertmanager webhook (which checks its own secrets, never API tokens).
+/// The routes without an API token: the OpenAPI document, the Alertmanager
+/// webhook (which checks its own secrets, never API tokens), and
+/// `/session` (signing in needs no credentials, reading and ending a session
+/// need the session).
 fn public() -> Routes {
     OpenApiRouter::new()
         .routes(routes!(docs::document))
         .routes(routes!(alertmanager::webhook))
+        .routes(routes!(session::login, session::read, session::logout))
 }
 
 /// Every route under `/api/v1`, the authenticated ones wrapped by `guard`.

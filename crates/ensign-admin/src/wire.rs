@@ -727,6 +727,228 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
+// Sessions and users.
+
+/// How to sign in: an API token (or the bootstrap token), or a user's name
+/// and password.
+#[derive(Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    /// An API token's secret, or the bootstrap token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A user's name (with `password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The user's password.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who the caller is, and what its session needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// The audit actor: `user:<name>` or `token:<name>`.
+    pub actor: String,
+    /// What the caller may do.
+    pub role: Role,
+    /// The environments it may change; `null`: all.
+    pub environments: Option<Vec<String>>,
+    /// What every unsafe request of this session must send as `X-CSRF-Token`
+    /// (`null` for a caller authenticated by a bearer token, which needs none).
+    pub csrf_token: Option<String>,
+    /// When the session ends, unix milliseconds (`null` for a bearer caller).
+    pub expires_at: Option<i64>,
+}
+
+/// A user of the web UI (the password is never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// A unique name; their writes are recorded as `user:<name>`.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// The environments they may change; absent: all.
+    pub environments: Option<Vec<String>>,
+    /// When the user was created (unix milliseconds).
+    pub created_at: i64,
+}
+
+impl From<model::User> for User {
+    fn from(u: model::User) -> Self {
+        User {
+            name: u.name,
+            role: u.role.into(),
+            environments: u.environments,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A user to create.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewUser {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// At least 12 characters; stored only as an Argon2id hash.
+    pub password: String,
+    /// What they may do.
+    pub role: Role,
+    /// The environments they may change (absent: all).
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    /// Why, for the audit log.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("environments", &self.environments)
+            .finish_non_exhaustive()
+    }
+}
+
+// Evaluation and validation in the editor.
+
+/// The body of an evaluation: the context to evaluate the flag for.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EvaluateRequest {
+    /// The evaluation context (`targetingKey` included), as an SDK sends it.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+}
+
+/// What the flag resolves to for the context, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// The value served (`null`: the application's code default applies).
+    pub value: Option<Value>,
+    /// The variant served.
+    pub variant: Option<String>,
+    /// `STATIC`, `TARGETING_MATCH`, `DEFAULT`, `DISABLED` or `ERROR`.
+    pub reason: String,
+    /// `FLAG_NOT_FOUND`, `PARSE_ERROR`, `GENERAL`, ... when the reason is `ERROR`.
+    pub error_code: Option<String>,
+    /// What went wrong, when the reason is `ERROR`.
+    pub error_message: Option<String>,
+    /// How the answer came about: sentences, and an object for every
+    /// `fractional` that placed the context.
+    pub explanation: Vec<ExplanationStep>,
+}
+
+/// One step of an explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ExplanationStep {
+    /// A sentence for people.
+    Text(String),
+    /// How a `fractional` placed the context.
+    Fractional(FractionalStep),
+}
+
+/// How a `fractional` placed the context (`kind` is `fractional`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FractionalStep {
+    /// Always `fractional`.
+    pub kind: String,
+    /// The hashed value as text.
+    pub bucket_by: String,
+    /// The bucket the value fell into (`0 <= bucket < totalWeight`).
+    pub bucket: u32,
+    /// The sum of the weights.
+    pub total_weight: u32,
+    /// Every entry in order, with its buckets `from <= bucket < to`.
+    pub buckets: Vec<BucketStep>,
+    /// The variant chosen.
+    pub variant: Option<String>,
+}
+
+/// One entry of a `fractional` and its range of buckets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketStep {
+    /// The entry's variant.
+    pub variant: Option<String>,
+    /// The entry's weight.
+    pub weight: u32,
+    /// The first bucket.
+    pub from: u32,
+    /// One past the last bucket.
+    pub to: u32,
+}
+
+impl From<ensign_engine::FractionalTrace> for FractionalStep {
+    fn from(trace: ensign_engine::FractionalTrace) -> Self {
+        FractionalStep {
+            kind: "fractional".to_owned(),
+            bucket_by: trace.bucket_by,
+            bucket: trace.bucket,
+            total_weight: trace.total_weight,
+            buckets: trace
+                .buckets
+                .into_iter()
+                .map(|range| BucketStep {
+                    variant: range.variant,
+                    weight: range.weight,
+                    from: range.from,
+                    to: range.to,
+                })
+                .collect(),
+            variant: trace.variant,
+        }
+    }
+}
+
+/// Whether a configuration would be accepted, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// True when `PUT` would accept the configuration as it is.
+    pub valid: bool,
+    /// Every problem, with its JSON Pointer into the body.
+    pub problems: Vec<ValidationProblem>,
+}
+
+/// One problem with a configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationProblem {
+    /// JSON Pointer into the body, as in the `PUT`'s 422.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+    /// `error` (refused) or `warning`.
+    pub severity: ProblemSeverity,
+}
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemSeverity {
+    /// The configuration is refused.
+    Error,
+    /// The configuration is accepted, but probably not as meant.
+    Warning,
+}
+
 // Audit log.
 
 /// One line of the append-only audit log.
@@ -742,7 +964,8 @@ pub struct AuditEntry {
     /// What: `flag.create`, `flag.update`, `flag.stage`, `flag.configure`,
     /// `flag.toggle`, `flag.copy`, `flag.delete`, `segment.create`, ...
     pub action: String,
-    /// `environment`, `flag_set`, `segment`, `flag` or `token`.
+    /// `environment`, `flag_set`, `segment`, `flag`, `token`, `user` or
+    /// `session`.
     pub resource_type: String,
     /// Its key (`set/key` for flags and segments).
     pub resource_key: String,
@@ -814,6 +1037,7 @@ fn api_shape(resource_type: &str, value: Value) -> Value {
         "flag_set" => convert::<model::FlagSet, FlagSet>(&value),
         "segment" => convert::<model::Segment, Segment>(&value),
         "token" => convert::<model::Token, Token>(&value),
+        "user" => convert::<model::User, User>(&value),
         // A flag, a flag to create, or one environment's configuration: the
         // more specific shapes first (serde ignores unknown fields).
         "flag" => convert::<model::Flag, Flag>(&value)
@@ -871,11 +1095,12 @@ pub struct AuditPage {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct AuditQuery {
-    /// Only this resource type (`flag`, `segment`, `flag_set`, `environment`, `token`).
+    /// Only this resource type (`flag`, `segment`, `flag_set`, `environment`,
+    /// `token`, `user`, `session`).
     pub resource_type: Option<String>,
     /// Only this resource (`set/key` for flags and segments).
     pub resource_key: Option<String>,
-    /// Only this actor (`token:<name>`).
+    /// Only this actor (`token:<name>`, `user:<name>`).
     pub actor: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,

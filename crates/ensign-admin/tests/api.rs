@@ -85,6 +85,14 @@ impl Call {
         self
     }
 
+    /// Authenticates with a session cookie (as a browser sends it).
+    fn cookie(mut self, session: &str) -> Self {
+        self.request = self
+            .request
+            .header("cookie", format!("theme=dark; ensign_session={session}"));
+        self
+    }
+
     fn header(mut self, name: &str, value: &str) -> Self {
         self.request = self.request.header(name, value);
         self
@@ -1450,6 +1458,8 @@ async fn the_openapi_document_lists_every_route() {
         "DELETE /api/v1/flags/{set}/{key}",
         "PUT /api/v1/flags/{set}/{key}/environments/{env}",
         "POST /api/v1/flags/{set}/{key}/environments/{env}/toggle",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/evaluate",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/validate",
         "POST /api/v1/flags/{set}/{key}/copy",
         "POST /api/v1/flags/{set}/{key}/archive",
         "POST /api/v1/flags/{set}/{key}/restore",
@@ -1464,6 +1474,23 @@ async fn the_openapi_document_lists_every_route() {
         "PUT /api/v1/slos/{name}",
         "DELETE /api/v1/slos/{name}",
         "GET /api/v1/slos/{name}/status",
+        "GET /api/v1/users",
+        "POST /api/v1/users",
+        "DELETE /api/v1/users/{name}",
+        "POST /api/v1/session",
+        "GET /api/v1/session",
+        "DELETE /api/v1/session",
+        "GET /api/v1/kill-switches",
+        "POST /api/v1/kill-switches",
+        "GET /api/v1/kill-switches/{name}",
+        "PUT /api/v1/kill-switches/{name}",
+        "DELETE /api/v1/kill-switches/{name}",
+        "GET /api/v1/flags/{set}/{key}/kill-switch",
+        "POST /api/v1/flags/{set}/{key}/environments/{env}/kill-switch/restore",
+        "POST /api/v1/integrations/alertmanager",
+        "GET /api/v1/integrations/alertmanager/receivers",
+        "POST /api/v1/integrations/alertmanager/receivers",
+        "DELETE /api/v1/integrations/alertmanager/receivers/{name}",
         "GET /api/v1/openapi.json",
     ]
     .into_iter()
@@ -1485,10 +1512,13 @@ async fn the_openapi_document_lists_every_route() {
             .replace("{key}", "k")
             .replace("{name}", "n");
         let reply = api.call(method.parse().unwrap(), &path).send().await;
-        let expected_status = if path == "/openapi.json" {
-            StatusCode::OK
-        } else {
-            StatusCode::UNAUTHORIZED
+        // Signing in needs JSON; signing out without a session has nothing
+        // to end.
+        let expected_status = match route.as_str() {
+            "GET /api/v1/openapi.json" => StatusCode::OK,
+            "POST /api/v1/session" => StatusCode::BAD_REQUEST,
+            "DELETE /api/v1/session" => StatusCode::NO_CONTENT,
+            _ => StatusCode::UNAUTHORIZED,
         };
         assert_eq!(reply.status, expected_status, "{route}");
     }
@@ -1672,4 +1702,683 @@ async fn concurrent_writes_without_if_match_all_apply() {
         .get("/audit?resourceKey=web/banner&environment=production")
         .await;
     assert_eq!(audit.body["items"].as_array().unwrap().len(), 8);
+}
+
+// ---------------------------------------------------------------------------
+// Web UI sessions and users
+
+/// A signed-in browser: the cookie's value and the session's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+/// Signs in with `body`; asserts success and the cookie's attributes.
+async fn sign_in(api: &Api, body: Value) -> (Browser, Value) {
+    let reply = api.call(Method::POST, "/session").json(body).send().await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let set_cookie = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    let (pair, attributes) = set_cookie.split_once("; ").unwrap();
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+        "Path=/",
+        "Max-Age=43200",
+    ] {
+        assert!(
+            attributes.split("; ").any(|a| a == attribute),
+            "{attribute} missing in {set_cookie}"
+        );
+    }
+    let cookie = pair.strip_prefix("ensign_session=").unwrap().to_owned();
+    assert_eq!(cookie.len(), 64, "256 random bits");
+    let csrf = reply.body["csrfToken"].as_str().unwrap().to_owned();
+    assert_ne!(csrf, cookie);
+    (Browser { cookie, csrf }, reply.body)
+}
+
+async fn create_user(api: &Api, name: &str, role: &str, password: &str) {
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": name, "password": password, "role": role}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn sign_in_with_a_token_and_use_the_cookie() {
+    let api = Api::new().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let (browser, session) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    assert_eq!(session["actor"], "token:bootstrap");
+    assert_eq!(session["role"], "admin");
+    assert_eq!(session["environments"], Value::Null);
+    let expires_at = session["expiresAt"].as_i64().unwrap();
+    assert!(expires_at >= before + 12 * 3600 * 1000, "{session}");
+    assert!(
+        expires_at <= before + 12 * 3600 * 1000 + 60_000,
+        "{session}"
+    );
+
+    // The cookie authenticates reads, and says who is signed in.
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, session);
+
+    // A bearer caller gets its identity too, without a session.
+    let reply = api
+        .call(Method::GET, "/session")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["actor"], "token:bootstrap");
+    assert_eq!(reply.body["csrfToken"], Value::Null);
+
+    // Without credentials, or with an unknown cookie: 401.
+    let reply = api.call(Method::GET, "/session").send().await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.error_code(), "unauthorized");
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&"0".repeat(64))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // An API token signs in as that token, with its role.
+    let viewer = api.token("ci", "viewer", Some(vec!["staging"])).await;
+    let (_, session) = sign_in(&api, json!({"token": viewer})).await;
+    assert_eq!(session["actor"], "token:ci");
+    assert_eq!(session["role"], "viewer");
+    assert_eq!(session["environments"], json!(["staging"]));
+}
+
+#[tokio::test]
+async fn cookie_writes_need_the_csrf_token() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let toggle = "/flags/web/banner/environments/production/toggle";
+    let state = || async {
+        api.get("/flags/web/banner").await.body["environments"]["production"]["state"].clone()
+    };
+    let audited = || async {
+        api.get("/audit").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let audit_before = audited().await;
+
+    // Without the header, or with another one: 403, nothing changes.
+    for csrf in [None, Some("wrong"), Some(&browser.cookie[..])] {
+        let mut call = api
+            .call(Method::POST, toggle)
+            .cookie(&browser.cookie)
+            .json(json!({"enabled": true}));
+        if let Some(csrf) = csrf {
+            call = call.header("x-csrf-token", csrf);
+        }
+        let reply = call.send().await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{csrf:?}");
+        assert_eq!(reply.error_code(), "forbidden");
+        assert_eq!(state().await, "DISABLED");
+    }
+    assert_eq!(audited().await, audit_before);
+
+    // With it, the write goes through as the signed-in actor.
+    let reply = api
+        .call(Method::POST, toggle)
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .json(json!({"enabled": true}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(state().await, "ENABLED");
+    let audit = api.get("/audit?resourceType=flag").await;
+    assert_eq!(audit.body["items"][0]["actor"], "token:bootstrap");
+
+    // A bearer token needs no CSRF token, even next to a cookie.
+    let reply = api
+        .call(Method::POST, toggle)
+        .cookie(&browser.cookie)
+        .token(BOOTSTRAP)
+        .json(json!({"enabled": false}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn sign_in_with_a_password() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let password = "correct horse battery staple";
+    create_user(&api, "alice", "editor", password).await;
+    create_user(&api, "victor", "viewer", password).await;
+
+    let (browser, session) =
+        sign_in(&api, json!({"username": "alice", "password": password})).await;
+    assert_eq!(session["actor"], "user:alice");
+    assert_eq!(session["role"], "editor");
+
+    // Writes are audited as the user.
+    let reply = api
+        .call(
+            Method::POST,
+            "/flags/web/banner/environments/staging/toggle",
+        )
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .json(json!({"enabled": true, "comment": "try it"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let audit = api.get("/audit?resourceType=flag").await;
+    assert_eq!(audit.body["items"][0]["actor"], "user:alice");
+
+    // A wrong password and an unknown name get the same 401.
+    let wrong = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": "correct horse battery stapler"}))
+        .send()
+        .await;
+    let unknown = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "mallory", "password": password}))
+        .send()
+        .await;
+    for reply in [&wrong, &unknown] {
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        assert!(reply.headers.get("set-cookie").is_none());
+    }
+    assert_eq!(wrong.body, unknown.body);
+    let bad_token = api
+        .call(Method::POST, "/session")
+        .json(json!({"token": "ens_nope"}))
+        .send()
+        .await;
+    assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED);
+
+    // A viewer signs in and reads, but writes nothing, CSRF token or not.
+    let (viewer, _) = sign_in(&api, json!({"username": "victor", "password": password})).await;
+    let reply = api
+        .call(
+            Method::POST,
+            "/flags/web/banner/environments/staging/toggle",
+        )
+        .cookie(&viewer.cookie)
+        .header("x-csrf-token", &viewer.csrf)
+        .json(json!({"enabled": false}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    // Malformed sign-ins: 400 without JSON, 422 for mixed credentials, 413
+    // when oversized.
+    let reply = api
+        .call(Method::POST, "/session")
+        .header("content-type", "text/plain")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"token": BOOTSTRAP, "username": "alice", "password": password}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.error_code(), "invalid");
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": "x".repeat(10_000)}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The password appears in no answer and no audit entry.
+    let everything = format!(
+        "{} {}",
+        api.get("/users").await.body,
+        api.get("/audit?limit=500").await.body
+    );
+    assert!(everything.contains("alice"));
+    assert!(!everything.contains("horse"), "{everything}");
+}
+
+#[tokio::test]
+async fn sessions_end_at_sign_out_revocation_and_deletion() {
+    let api = Api::new().await;
+    let password = "correct horse battery staple";
+
+    // Signing out deletes the session and clears the cookie.
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FORBIDDEN,
+        "sign-out needs the CSRF token"
+    );
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .header("x-csrf-token", &browser.csrf)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let cleared = reply.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("ensign_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    // Signing out again has nothing to end.
+    let reply = api
+        .call(Method::DELETE, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+
+    // Revoking a token ends the sessions signed in with it.
+    let secret = api.token("ops", "editor", None).await;
+    let (browser, _) = sign_in(&api, json!({"token": secret})).await;
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api
+        .call(Method::DELETE, "/tokens/ops")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = api
+        .call(Method::GET, "/flags")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // Deleting a user ends their sessions.
+    create_user(&api, "alice", "admin", password).await;
+    let (browser, _) = sign_in(&api, json!({"username": "alice", "password": password})).await;
+    let reply = api
+        .call(Method::DELETE, "/users/alice")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = api
+        .call(Method::GET, "/session")
+        .cookie(&browser.cookie)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": password}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+
+    // A session signed in with a bootstrap token that has since changed ends.
+    let (browser, _) = sign_in(&api, json!({"token": BOOTSTRAP})).await;
+    let rotated = ensign_admin::router(AdminState::new(
+        api.storage.clone(),
+        Some("another-bootstrap-token".to_owned()),
+    ));
+    let request = Request::builder()
+        .uri("/api/v1/session")
+        .header("cookie", format!("ensign_session={}", browser.cookie))
+        .body(Body::empty())
+        .unwrap();
+    let response = rotated.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn users_are_managed_by_admins() {
+    let api = Api::new().await;
+    let password = "correct horse battery staple";
+    let editor = api.token("ed", "editor", None).await;
+    let reply = api.call(Method::GET, "/users").token(&editor).send().await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = api
+        .call(Method::POST, "/users")
+        .token(&editor)
+        .json(json!({"name": "bob", "password": password, "role": "admin"}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "bob", "password": password, "role": "editor", "environments": ["staging"]}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["name"], "bob");
+    assert_eq!(reply.body["environments"], json!(["staging"]));
+    assert!(reply.body.get("password").is_none());
+
+    // Invalid users: 422 with pointers, nothing written.
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "carol", "password": "short", "role": "editor"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.problem_paths(),
+        BTreeSet::from(["/password".to_owned()])
+    );
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "carol", "password": password, "role": "chief"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.problem_paths(), BTreeSet::from(["/role".to_owned()]));
+    let reply = api
+        .post(
+            "/users",
+            json!({"name": "bob", "password": password, "role": "editor"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    let users = api.get("/users").await;
+    assert_eq!(users.body.as_array().unwrap().len(), 1);
+    assert_eq!(users.body[0]["name"], "bob");
+
+    let reply = api
+        .call(Method::DELETE, "/users/bob")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = api
+        .call(Method::DELETE, "/users/bob")
+        .token(BOOTSTRAP)
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let audit = api.get("/audit?resourceType=user").await;
+    let actions: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user.delete", "user.create"]);
+}
+
+// ---------------------------------------------------------------------------
+// Evaluate and validate in the editor
+
+#[tokio::test]
+async fn evaluate_answers_as_served_and_explains_fractional() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    let put = api
+        .call(Method::PUT, "/flag-sets/web/segments/staff")
+        .token(BOOTSTRAP)
+        .json(json!({"rule": {"ends_with": [{"var": "email"}, "@example.com"]}}))
+        .send()
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.body);
+    api.flag(
+        "web",
+        "checkout",
+        json!({
+            "state": "ENABLED",
+            "variants": {"old": "old", "new": "new", "beta": "beta"},
+            "defaultVariant": "old",
+            "targeting": {"if": [
+                {"$ref": "staff"}, "beta",
+                {"fractional": [["old", 30], ["new", 70]]}
+            ]}
+        }),
+    )
+    .await;
+    let export = api.get("/export?environment=production&flagSet=web").await;
+    let loaded = load_value(&export.body, &Limits::default()).unwrap();
+    let flag = loaded.document.flags[0].clone();
+    let viewer = api.token("looker", "viewer", None).await;
+    let path = "/flags/web/checkout/environments/production/evaluate";
+    let mut seen = BTreeSet::new();
+    for i in 0..40 {
+        let context =
+            json!({"targetingKey": format!("user-{i}"), "email": format!("u{i}@else.org")});
+        // Viewers may evaluate: it writes nothing.
+        let reply = api
+            .call(Method::POST, path)
+            .token(&viewer)
+            .json(json!({"context": context}))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let served = flag.evaluate(
+            context.as_object().unwrap(),
+            1_700_000_000,
+            &EvaluationOptions::default(),
+        );
+        let variant = served.variant.unwrap();
+        assert_eq!(reply.body["variant"], variant, "{}", reply.body);
+        assert_eq!(reply.body["value"], variant);
+        assert_eq!(reply.body["reason"], "TARGETING_MATCH");
+        assert_eq!(reply.body["errorCode"], Value::Null);
+        seen.insert(variant.to_owned());
+        let explanation = reply.body["explanation"].as_array().unwrap();
+        let fractional: Vec<&Value> = explanation
+            .iter()
+            .filter(|step| step["kind"] == "fractional")
+            .collect();
+        assert_eq!(fractional.len(), 1, "{}", reply.body);
+        let step = fractional[0];
+        assert_eq!(
+            step["bucketBy"],
+            json!(["checkout", format!("user-{i}")]).to_string()
+        );
+        assert_eq!(step["totalWeight"], 100);
+        assert_eq!(step["variant"], variant);
+        let bucket = step["bucket"].as_u64().unwrap();
+        assert!(bucket < 100);
+        assert_eq!(
+            step["buckets"],
+            json!([
+                {"variant": "old", "weight": 30, "from": 0, "to": 30},
+                {"variant": "new", "weight": 70, "from": 30, "to": 100}
+            ])
+        );
+        let expected = if bucket < 30 { "old" } else { "new" };
+        assert_eq!(variant, expected);
+        assert!(explanation.iter().any(|step| step.is_string()));
+    }
+    assert_eq!(seen, BTreeSet::from(["new".to_owned(), "old".to_owned()]));
+
+    // A segment match never reaches the fractional.
+    let reply = api
+        .post(
+            path,
+            json!({"context": {"targetingKey": "x", "email": "ann@example.com"}}),
+        )
+        .await;
+    assert_eq!(reply.body["variant"], "beta");
+    assert!(
+        !reply.body["explanation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|step| step["kind"] == "fractional")
+    );
+
+    // Without a targeting key nothing is placed: the default is served.
+    let reply = api.post(path, json!({"context": {}})).await;
+    assert_eq!(reply.body["variant"], "old");
+    assert_eq!(reply.body["reason"], "DEFAULT");
+
+    // Disabled: the code default, said so.
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/staging/toggle",
+            json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/staging/evaluate",
+            json!({"context": {"targetingKey": "x"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["reason"], "DISABLED");
+    assert_eq!(reply.body["value"], Value::Null);
+    assert!(
+        reply.body["explanation"][0]
+            .as_str()
+            .unwrap()
+            .contains("DISABLED")
+    );
+
+    // Unknown flags and environments are 404; bad bodies 422.
+    let reply = api
+        .post(
+            "/flags/web/nope/environments/production/evaluate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api
+        .post(
+            "/flags/web/checkout/environments/nowhere/evaluate",
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = api.post(path, json!({"context": 5})).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        reply.problem_paths(),
+        BTreeSet::from(["/context".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn validate_reports_what_put_refuses_and_writes_nothing() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    let before = api.get("/flags/web/banner").await;
+    let audit_before = api.get("/audit").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let validate = "/flags/web/banner/environments/production/validate";
+
+    let bad = json!({
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "maybe",
+        "targeting": {"if": [{"no_such_operator": [1]}, "on", "off"]}
+    });
+    let reply = api.post(validate, bad.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["valid"], false);
+    let problems = reply.body["problems"].as_array().unwrap();
+    let pointers: BTreeSet<String> = problems
+        .iter()
+        .map(|p| p["pointer"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(pointers.contains("/defaultVariant"), "{pointers:?}");
+    assert!(
+        pointers.iter().any(|p| p.starts_with("/targeting")),
+        "{pointers:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p["severity"] == "error" && p["message"].is_string())
+    );
+
+    // The same pointers the PUT refuses with.
+    let put = api
+        .call(Method::PUT, "/flags/web/banner/environments/production")
+        .token(BOOTSTRAP)
+        .json(bad)
+        .send()
+        .await;
+    assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(put.problem_paths(), pointers);
+
+    // A body of the wrong shape is reported, not refused.
+    let reply = api
+        .post(
+            validate,
+            json!({"variants": {"on": true}, "stat": "ENABLED"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["valid"], false);
+    assert!(!reply.body["problems"].as_array().unwrap().is_empty());
+
+    // A good configuration is valid.
+    let good = json!({
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "targeting": {"fractional": [["on", 10], ["off", 90]]}
+    });
+    let reply = api.post(validate, good).await;
+    assert_eq!(reply.body, json!({"valid": true, "problems": []}));
+
+    // Nothing was written.
+    let after = api.get("/flags/web/banner").await;
+    assert_eq!(after.etag(), before.etag());
+    assert_eq!(after.body, before.body);
+    let audit_after = api.get("/audit").await.body["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(audit_after, audit_before);
+    let reply = api
+        .post(
+            "/flags/web/nope/environments/production/validate",
+            json!({"state": "ENABLED", "variants": {"a": 1}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }

@@ -914,3 +914,32 @@ async fn the_webhook_is_503_when_the_database_is_gone() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_duplicates_from_ha_peers_act_once() {
+    let server = Server::start().await;
+    let payload = notification("firing", "fp-ha", json!({"ensign_flag": "checkout"}));
+    let answers = four_at_once(&server, &payload).await;
+    let mut outcomes: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            a.body["actions"][0]["outcome"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["applied", "duplicate", "duplicate", "duplicate"]);
+    assert_eq!(server.receipts().await, 1);
+    assert_eq!(server.config("production").await["state"], "DISABLED");
+}
+
+/// The same notification four times at once, as Alertmanager HA peers send it.
+async fn four_at_once(server: &Server, payload: &Value) -> Vec<Answer> {
+    let (a, b, c, d) = tokio::join!(
+        server.notify(payload),
+        server.notify(payload),
+        server.notify(payload),
+        server.notify(payload)
+    );
+    vec![a, b, c, d]
+}

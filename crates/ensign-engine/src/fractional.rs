@@ -8,11 +8,45 @@
 //!   number, boolean or object), or of the array `[flagKey, targetingKey]`.
 //!
 //! See `docs/adr/0001-fractional-bucketing-generation.md`.
+//!
+//! When the [`Env`] carries a trace (explanations only; serving passes none),
+//! every `fractional` that picks a bucket also records a [`FractionalTrace`]:
+//! what was hashed, the bucket, and each variant's range.
 
 use crate::FractionalGeneration;
 use crate::hashing::{Murmur3, Sink, bucket, cbor};
-use crate::logic::val::Val;
+use crate::logic::val::{Val, to_js_string};
 use crate::logic::{Env, Fractional, Node, Weight};
+
+/// How one `fractional` placed a context: recorded only when explaining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FractionalTrace {
+    /// The hashed value as text: the bucketing value (JSON unless a string),
+    /// or for the shorthand `flagKey` + `targetingKey` (v2) or the JSON array
+    /// `[flagKey, targetingKey]` (v3).
+    pub bucket_by: String,
+    /// The bucket the hash fell into, `0 <= bucket < total_weight`.
+    pub bucket: u32,
+    /// The sum of the weights.
+    pub total_weight: u32,
+    /// Every entry in order with its range of buckets.
+    pub buckets: Vec<BucketRange>,
+    /// The variant chosen (`None` when its expression is not a scalar).
+    pub variant: Option<String>,
+}
+
+/// One entry of a traced `fractional`: buckets `from <= b < to` pick `variant`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketRange {
+    /// The entry's variant (`None` when its expression is not a scalar).
+    pub variant: Option<String>,
+    /// The entry's weight.
+    pub weight: u32,
+    /// The first bucket of the range.
+    pub from: u32,
+    /// One past the last bucket of the range.
+    pub to: u32,
+}
 
 /// The largest total weight flagd accepts.
 const MAX_TOTAL_WEIGHT: u64 = i32::MAX as u64;
@@ -55,6 +89,10 @@ pub(crate) fn evaluate<'a>(
         return Val::Null;
     }
     let chosen = bucket(hash, total as u32);
+    if let Some(trace) = env.trace {
+        let record = describe(fractional, env, eval, weights, chosen, total as u32);
+        trace.borrow_mut().push(record);
+    }
     let mut running: u64 = 0;
     for (weight, entry) in weights.iter().zip(&fractional.buckets) {
         running += u64::from(*weight);
@@ -70,6 +108,67 @@ pub(crate) fn evaluate<'a>(
         }
     }
     Val::Null
+}
+
+/// The trace of a `fractional` that picked bucket `chosen` of `total`
+/// (explanations only: evaluates the bucketing value and variants again).
+fn describe<'a>(
+    fractional: &'a Fractional,
+    env: &Env<'a>,
+    eval: &dyn Fn(&'a Node) -> Val<'a>,
+    weights: &[u32],
+    chosen: u32,
+    total: u32,
+) -> FractionalTrace {
+    let text = |value: &Val<'_>| match value {
+        Val::Null | Val::Arr(_) | Val::List(_) | Val::Obj(_) | Val::Owned(_) => None,
+        other => Some(
+            other
+                .as_str()
+                .map_or_else(|| to_js_string(other), str::to_owned),
+        ),
+    };
+    let shorthand = || {
+        let key = targeting_key(env).unwrap_or_default();
+        match env.generation {
+            FractionalGeneration::V2 => format!("{}{key}", env.flag_key),
+            FractionalGeneration::V3 => serde_json::json!([env.flag_key, key]).to_string(),
+        }
+    };
+    let bucket_by = match fractional.bucket_by.as_ref().map(eval) {
+        None | Some(Val::Null) => shorthand(),
+        Some(value) => value
+            .as_str()
+            .map_or_else(|| value.to_json().to_string(), str::to_owned),
+    };
+    let mut from = 0u32;
+    let mut variant = None;
+    let buckets = weights
+        .iter()
+        .zip(&fractional.buckets)
+        .map(|(weight, entry)| {
+            let name = text(&eval(&entry.variant));
+            let to = from.saturating_add(*weight);
+            if (from..to).contains(&chosen) {
+                variant.clone_from(&name);
+            }
+            let range = BucketRange {
+                variant: name,
+                weight: *weight,
+                from,
+                to,
+            };
+            from = to;
+            range
+        })
+        .collect();
+    FractionalTrace {
+        bucket_by,
+        bucket: chosen,
+        total_weight: total,
+        buckets,
+        variant,
+    }
 }
 
 /// The targeting key when it is a non-empty string.

@@ -25,6 +25,7 @@ mod snapshot;
 mod value;
 
 pub use document::{DocumentError, FlagDocument, Format, Limits, Loaded, Problem};
+pub use fractional::{BucketRange, FractionalTrace};
 pub use metadata::{Metadata, MetadataValue};
 pub use resolution::{ErrorCode, Reason, Resolution, ResolutionError};
 pub use snapshot::{

@@ -4,6 +4,7 @@
 //! and swap it in atomically. Flags are shared between snapshots (`Arc`), so a
 //! change to one source does not recompile the others.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::document::FlagDocument;
+use crate::fractional::FractionalTrace;
 use crate::logic::{self, Env, Node, val::Val};
 use crate::metadata::{Metadata, MetadataValue};
 use crate::resolution::{ErrorCode, Reason, Resolution};
@@ -206,6 +208,30 @@ impl Flag {
         now: i64,
         options: &EvaluationOptions,
     ) -> Resolution<'_, &FlagValue> {
+        self.evaluate_traced(context, now, options, None)
+    }
+
+    /// Evaluates the flag like [`Flag::evaluate`] and reports how every
+    /// `fractional` reached placed the context (for explanations; serving
+    /// uses [`Flag::evaluate`], which records nothing).
+    pub fn explain(
+        &self,
+        context: &Context,
+        now: i64,
+        options: &EvaluationOptions,
+    ) -> (Resolution<'_, &FlagValue>, Vec<FractionalTrace>) {
+        let trace = RefCell::new(Vec::new());
+        let resolution = self.evaluate_traced(context, now, options, Some(&trace));
+        (resolution, trace.into_inner())
+    }
+
+    fn evaluate_traced(
+        &self,
+        context: &Context,
+        now: i64,
+        options: &EvaluationOptions,
+        trace: Option<&RefCell<Vec<FractionalTrace>>>,
+    ) -> Resolution<'_, &FlagValue> {
         if self.state == FlagState::Disabled {
             return self.code_default(Reason::Disabled);
         }
@@ -225,6 +251,7 @@ impl Flag {
             flag_key: &self.key,
             now,
             generation: options.fractional,
+            trace,
         };
         let name = match logic::evaluate(rule, &env) {
             Val::Null => return self.default(Reason::Default),

@@ -994,3 +994,90 @@ fn nesting_beyond_the_configured_depth_is_rejected() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// Explanations
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// An explanation resolves exactly as evaluation does, and its trace names
+    /// the bucket, contiguous ranges over the total weight, and the chosen
+    /// variant, whose range holds the bucket.
+    #[test]
+    fn explanations_agree_with_evaluation(
+        weights in weights_strategy(),
+        key in "[a-z0-9]{0,12}",
+        v3 in any::<bool>(),
+    ) {
+        let generation = if v3 { FractionalGeneration::V3 } else { FractionalGeneration::V2 };
+        let snapshot = snapshot(&fractional_document("rollout", &weights), generation);
+        let flag = snapshot.get("rollout").unwrap();
+        let context = context_with_key(&key);
+        let options = EvaluationOptions { fractional: generation };
+        let evaluated = flag.evaluate(&context, NOW, &options);
+        let (explained, traces) = flag.explain(&context, NOW, &options);
+        prop_assert_eq!(&explained, &evaluated);
+        let total: u32 = weights.iter().sum();
+        if key.is_empty() || total == 0 {
+            prop_assert!(traces.is_empty());
+            return Ok(());
+        }
+        prop_assert_eq!(traces.len(), 1);
+        let trace = &traces[0];
+        prop_assert_eq!(trace.total_weight, total);
+        prop_assert!(trace.bucket < total);
+        prop_assert_eq!(trace.buckets.len(), weights.len());
+        let mut from = 0;
+        for (range, weight) in trace.buckets.iter().zip(&weights) {
+            prop_assert_eq!(range.from, from);
+            prop_assert_eq!(range.to - range.from, *weight);
+            from = range.to;
+        }
+        prop_assert_eq!(from, total);
+        prop_assert_eq!(trace.variant.as_deref(), evaluated.variant);
+        let chosen = trace.buckets.iter().find(|r| r.from <= trace.bucket && trace.bucket < r.to).unwrap();
+        prop_assert_eq!(&chosen.variant, &trace.variant);
+        let expected_bucket_by = if v3 {
+            json!(["rollout", key]).to_string()
+        } else {
+            format!("rollout{key}")
+        };
+        prop_assert_eq!(&trace.bucket_by, &expected_bucket_by);
+    }
+}
+
+#[test]
+fn explanations_show_the_bucketing_value_and_every_fractional_reached() {
+    let document = json!({"flags": {"f": {
+        "state": "ENABLED",
+        "variants": {"a": 1, "b": 2, "c": 3},
+        "defaultVariant": "a",
+        "targeting": {"if": [
+            {"==": [{"var": "plan"}, "pro"]},
+            {"fractional": [{"var": "org"}, ["b", 1], ["c", 1]]},
+            {"fractional": [{"var": "age"}, ["a", 0], ["b", 3]]}
+        ]}
+    }}});
+    let snapshot = snapshot(&document, FractionalGeneration::V3);
+    let flag = snapshot.get("f").unwrap();
+    let options = EvaluationOptions::default();
+    let context: Context = serde_json::from_value(json!({"plan": "pro", "org": "acme"})).unwrap();
+    let (resolution, traces) = flag.explain(&context, NOW, &options);
+    assert_eq!(traces.len(), 1, "only the fractional reached: {traces:?}");
+    assert_eq!(traces[0].bucket_by, "acme");
+    assert_eq!(traces[0].variant.as_deref(), resolution.variant);
+    let context: Context = serde_json::from_value(json!({"age": 42})).unwrap();
+    let (resolution, traces) = flag.explain(&context, NOW, &options);
+    assert_eq!(traces[0].bucket_by, "42");
+    assert_eq!(
+        traces[0].buckets[0].to, 0,
+        "a zero weight is an empty range"
+    );
+    assert_eq!(resolution.variant, Some("b"));
+    // Without a usable bucketing value nothing is placed.
+    let (resolution, traces) = flag.explain(&Context::new(), NOW, &options);
+    assert!(traces.is_empty());
+    assert_eq!(resolution.variant, Some("a"));
+}

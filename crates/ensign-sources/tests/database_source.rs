@@ -1027,6 +1027,25 @@ async fn a_kill_switch_reaches_both_replicas_with_its_latency() {
         replica.wait_for_variant("banner", "a").await;
     }
     database.wait_for_listeners(2).await;
+    // Changes until each replica has published one through a notification:
+    // then the full reload that follows LISTEN is over and cannot pick up
+    // the kill unobserved (a change it picks up is served, not observed).
+    for variant in ["b", "c", "a", "b", "c", "a", "b", "c", "a", "b"] {
+        set_variant(&database.admin, "shop", "banner", "production", variant).await;
+        for replica in [&a, &b] {
+            replica.wait_for_variant("banner", variant).await;
+        }
+        let observed = |r: &Replica| r.metric("ensign_propagation_seconds_count") >= 1.0;
+        if observed(&a) && observed(&b) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for replica in [&a, &b] {
+        replica
+            .wait_for_metric("ensign_propagation_seconds_count", 1.0)
+            .await;
+    }
     let received_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);

@@ -30,8 +30,10 @@ pub use queries::kill_switch::{
     ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
     KillAction, KillRecord, KillSwitchBinding, KillTarget, OnResolved, RestoreResult,
 };
+pub use queries::sessions::actor_name;
 pub use queries::slos::StoredSlo;
-pub use queries::tokens::NewToken;
+pub use queries::tokens::{NewToken, hash_secret};
+pub use queries::users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewUser};
 
 /// The PostgreSQL channel replicas listen on.
 pub const CHANGES_CHANNEL: &str = "ensign_changes";

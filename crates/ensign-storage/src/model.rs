@@ -223,3 +223,43 @@ pub struct AuditEntry {
     /// The actor's comment.
     pub comment: Option<String>,
 }
+
+/// A person who signs in to the web UI with a name and a password (stored as
+/// an Argon2id hash, never shown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// A unique name, recorded as `user:<name>` for their writes.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// The environments they may change; `None`: all.
+    pub environments: Option<Vec<String>>,
+    /// When the user was created (unix milliseconds).
+    pub created_at: i64,
+}
+
+/// Who a session acts for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    /// A user who signed in with their password.
+    User(User),
+    /// Someone who signed in with an API token; the session ends when the
+    /// token is revoked.
+    Token(Token),
+    /// Someone who signed in with the bootstrap token; the stored value is the
+    /// hash of that token, so a session ends when the token is changed.
+    Bootstrap(String),
+}
+
+/// A live web UI session (its secret, the cookie value, is stored hashed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Who it acts for.
+    pub principal: Principal,
+    /// What unsafe requests of this session must send as `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// When it was created (unix milliseconds).
+    pub created_at: i64,
+    /// When it ends, whatever happens (unix milliseconds).
+    pub expires_at: i64,
+}

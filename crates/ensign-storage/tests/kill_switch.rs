@@ -688,7 +688,9 @@ async fn unusable_labels_are_recorded_errors(db: &TestDb) {
     let s = &db.storage;
     rollout_flag(s, "shop", "checkout").await;
     rollout_flag(s, "web", "checkout").await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    // (fingerprint, labels, what the error message says)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "ambiguous",
             vec![("ensign_flag", "checkout")],

@@ -283,12 +283,11 @@ async fn migrations_are_idempotent(db: &TestDb) {
         .unwrap()
         .try_get("n")
         .unwrap();
-    // Every migration of the backend's folder, once.
     let folder = match s.backend() {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "sqlite",
     };
-    let files = std::fs::read_dir(format!(
+    let migrations = std::fs::read_dir(format!(
         "{}/../../migrations/{folder}",
         env!("CARGO_MANIFEST_DIR")
     ))
@@ -296,11 +295,11 @@ async fn migrations_are_idempotent(db: &TestDb) {
     .filter(|entry| {
         entry
             .as_ref()
-            .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+            .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
     })
     .count();
-    assert!(files >= 2);
-    assert_eq!(applied, files as i64);
+    assert_eq!(applied, migrations as i64);
+    assert!(applied >= 3);
     assert_eq!(s.environments().await.unwrap().len(), 3);
 
     // Another process starting on the same database migrates too.

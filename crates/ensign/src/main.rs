@@ -33,6 +33,8 @@ enum Command {
     Token(commands::token::TokenArgs),
     /// Validate SLO specs (Sloth prometheus/v1) and print their Prometheus rules.
     Slo(commands::slo::SloArgs),
+    /// Create, list or delete a running server's web UI users (admin API client).
+    User(commands::user::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Flags(args) => commands::flags::run(&args),
         Command::Token(args) => commands::token::run(&args),
         Command::Slo(args) => commands::slo::run(&args),
+        Command::User(args) => commands::user::run(&args),
     };
     match result {
         Ok(code) => code,

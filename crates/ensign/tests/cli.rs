@@ -1,6 +1,7 @@
 //! The `ensign` binary as an admin API client, against real `ensign serve`
 //! processes on free loopback ports with temporary SQLite databases:
-//! `ensign token create|list|revoke`, `ensign flags import|export`, their
+//! `ensign token create|list|revoke`, `ensign user create|list|delete`,
+//! `ensign flags import|export`, their
 //! errors, and the "done when": flags imported through the CLI
 //! evaluate through OFREP and the flagd evaluation API exactly as the same
 //! files served with `--uri file:` do.
@@ -358,6 +359,125 @@ fn post_json(port: u16, path: &str, body: &Value) -> (u16, Value) {
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| panic!("POST {path}: {status} {}", String::from_utf8_lossy(&bytes)));
     (status, value)
+}
+
+// Web UI users.
+
+/// `ensign user create NAME ARGS` against `server` with the bootstrap token,
+/// the password given in `ENSIGN_PASSWORD` or on standard input.
+fn create_user(server: &Server, name: &str, args: &[&str], password: Password) -> Output {
+    let url = server.url();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ensign"));
+    clear_ensign_env(&mut command);
+    command
+        .args(["user", "create", name])
+        .args(args)
+        .args(["--server", &url, "--token", BOOTSTRAP])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match password {
+        Password::Variable(password) => {
+            command
+                .env("ENSIGN_PASSWORD", password)
+                .stdin(Stdio::null());
+            command.output().unwrap()
+        }
+        Password::Stdin(password) => {
+            let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{password}\n").as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        }
+    }
+}
+
+/// Where `ensign user create` reads the password.
+enum Password<'a> {
+    Variable(&'a str),
+    Stdin(&'a str),
+}
+
+#[test]
+fn users_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
+    let server = Server::start(dir.path(), "admin", &["--database-url".into(), database]);
+    let password = "correct horse battery staple";
+
+    let output = create_user(
+        &server,
+        "alice",
+        &["--role", "editor", "--environment", "staging"],
+        Password::Variable(password),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("created user \"alice\" (role editor, environments: staging)"),
+        "{stdout}"
+    );
+    let output = create_user(
+        &server,
+        "bob",
+        &["--role", "viewer"],
+        Password::Stdin(password),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Too short: the server's pointer and message, non-zero status.
+    let output = create_user(
+        &server,
+        "carol",
+        &["--role", "admin"],
+        Password::Variable("short"),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("/password") && message.contains("12"),
+        "{message}"
+    );
+    assert!(!message.contains("short\n"), "{message}");
+
+    // Listed without passwords.
+    let table = server.cli_ok(&["user", "list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[1].starts_with("alice")
+            && lines[2].starts_with("bob")
+    );
+    assert!(
+        lines[1].contains("editor") && lines[1].contains("staging"),
+        "{table}"
+    );
+    assert!(!table.contains("horse"));
+    let listed: Value = serde_json::from_str(&server.cli_ok(&["user", "list", "--json"])).unwrap();
+    assert_eq!(listed[1]["role"], "viewer");
+
+    // The password signs in to the web UI; deleting the user ends that.
+    let admin = server.admin.unwrap();
+    let (status, session) = post_json(
+        admin,
+        "/api/v1/session",
+        &json!({"username": "bob", "password": password}),
+    );
+    assert_eq!(status, 200, "{session}");
+    assert_eq!(session["actor"], "user:bob");
+    let output = server.cli_ok(&["user", "delete", "bob"]);
+    assert_eq!(output.trim(), "deleted user \"bob\"");
+    let (status, _) = post_json(
+        admin,
+        "/api/v1/session",
+        &json!({"username": "bob", "password": password}),
+    );
+    assert_eq!(status, 401);
+    assert!(!server.cli_ok(&["user", "list"]).contains("bob"));
 }
 
 // Tokens, import, export and their errors.
@@ -990,4 +1110,114 @@ fn serve_shuts_down_gracefully_on_sigterm() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
+}
+
+/// The kill switch end to end in one `ensign serve`: an Alertmanager
+/// notification with `--alertmanager-token` disables a flag and OFREP serves
+/// it disabled; the resolution restores it through the restore loop (cool-down
+/// 0); `/metrics` counts the webhook calls, the actions and the kill's
+/// latency.
+#[test]
+fn serve_kills_and_restores_a_flag_on_alertmanager_notifications() {
+    const ALERTMANAGER: &str = "alertmanager-secret-for-cli-tests";
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
+    let server = Server::start(
+        dir.path(),
+        "kill-switch",
+        &[
+            "--database-url".into(),
+            database,
+            "--alertmanager-token".into(),
+            ALERTMANAGER.into(),
+        ],
+    );
+    let admin = server.admin.unwrap();
+    let bearer = format!("Bearer {BOOTSTRAP}");
+    let send = |path: &str, authorization: &str, body: &Value| {
+        let (status, bytes) = try_http(
+            admin,
+            "POST",
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", authorization),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .unwrap_or_else(|| panic!("nothing answers POST {path}"));
+        (
+            status,
+            serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        )
+    };
+    let (status, _) = send(
+        "/api/v1/flag-sets",
+        &bearer,
+        &json!({"key": "shop", "name": "Shop"}),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = send(
+        "/api/v1/flags",
+        &bearer,
+        &json!({"flagSet": "shop", "key": "checkout", "state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let served = || {
+        post_json(
+            server.ofrep,
+            "/ofrep/v1/evaluate/flags/checkout",
+            &json!({"context": {}}),
+        )
+        .1
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&Value) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answer = served();
+            if done(&answer) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: still {answer}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("served enabled", &|a| a["value"] == true);
+
+    let notification = |status: &str| {
+        json!({"version": "4", "status": status, "receiver": "ensign", "groupKey": "{}", "alerts": [{
+            "status": status, "fingerprint": "c0ffee", "startsAt": "2026-11-29T18:00:00Z",
+            "labels": {"alertname": "CheckoutBurn", "ensign_flag": "checkout",
+                "ensign_on_resolved": "restore", "ensign_cooldown_seconds": "0"}}]})
+    };
+    let webhook = "/api/v1/integrations/alertmanager";
+    // The admin token is not the webhook's.
+    let (status, _) = send(webhook, &bearer, &notification("firing"));
+    assert_eq!(status, 401);
+    let am = format!("Bearer {ALERTMANAGER}");
+    let (status, body) = send(webhook, &am, &notification("firing"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["actions"][0]["outcome"], "applied", "{body}");
+    wait_for("served disabled", &|a| a["value"] != true);
+
+    let (status, body) = send(webhook, &am, &notification("resolved"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["actions"][0]["outcome"], "restore_scheduled", "{body}");
+    wait_for("restored", &|a| a["value"] == true);
+
+    let (status, metrics) = try_http(server.management, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "ensign_killswitch_webhook_requests_total{outcome=\"ok\"} 2",
+        "ensign_killswitch_webhook_requests_total{outcome=\"unauthorized\"} 1",
+        "ensign_killswitch_actions_total{action=\"disable\",outcome=\"applied\"} 1",
+        "ensign_killswitch_actions_total{action=\"restore\",outcome=\"restored\"} 1",
+        // The kill was observed; the restore (a cool-down later) is not an
+        // alert's latency.
+        "ensign_killswitch_propagation_seconds_count 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
 }

@@ -272,12 +272,20 @@ async fn receive(
     let alerts = alerts_of(payload, received_at)?;
     let mut actions = Vec::new();
     for alert in &alerts {
-        actions.extend(
-            state
-                .storage
-                .receive_alert(alert, &state.default_environment)
-                .await?,
-        );
+        let handled = state
+            .storage
+            .receive_alert(alert, &state.default_environment)
+            .await
+            .map_err(|error| match error {
+                // Humans kept changing the flag: transient, so Alertmanager
+                // is told to retry (a 4xx would make it give up this flush).
+                StorageError::VersionMismatch { .. } => ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the flags kept changing while the alert was applied; retry",
+                ),
+                other => other.into(),
+            })?;
+        actions.extend(handled);
     }
     Ok(actions)
 }

@@ -7,12 +7,15 @@ pub(crate) mod alertmanager;
 pub(crate) mod audit;
 pub(crate) mod documents;
 pub(crate) mod environments;
+pub(crate) mod evaluate;
 pub(crate) mod flag_sets;
 pub(crate) mod flags;
 pub(crate) mod kill_switch;
 pub(crate) mod segments;
+pub(crate) mod session;
 pub(crate) mod slos;
 pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::future::Future;
 use std::sync::Arc;

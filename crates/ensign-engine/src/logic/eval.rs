@@ -5,6 +5,7 @@
 //! on bad arguments. Recursion depth is bounded by the document depth limit.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use serde_json::{Map, Value};
 
@@ -13,7 +14,7 @@ use super::val::{
 };
 use super::{ArithmeticOp, CompareOp, EqualityOp, IterateOp, Node, Segment, VarPath, split_path};
 use crate::FractionalGeneration;
-use crate::fractional;
+use crate::fractional::{self, FractionalTrace};
 use crate::semver;
 
 /// The longest string `cat` builds, in bytes. Rules that double a string in a
@@ -35,6 +36,9 @@ pub struct Env<'a> {
     pub now: i64,
     /// Which `fractional` bucketing to compute.
     pub generation: FractionalGeneration,
+    /// Where every `fractional` that picks a bucket records how (explanations
+    /// only; `None` when serving).
+    pub trace: Option<&'a RefCell<Vec<FractionalTrace>>>,
 }
 
 /// The data `var` reads: the root context, an array element inside `map` and
@@ -484,6 +488,7 @@ mod tests {
             flag_key: "f",
             now: 0,
             generation: FractionalGeneration::V3,
+            trace: None,
         };
         evaluate(&node, &env).to_json()
     }

@@ -21,8 +21,12 @@ impl Storage {
         Ok(documents)
     }
 
-    /// The flagd document of `flag_set` in `environment`.
-    pub async fn export(&self, environment: &str, flag_set: &str) -> Result<Value> {
+    /// The flag-set metadata (with `flagSetId`) and the segments as
+    /// `$evaluators` of `flag_set`'s flagd documents.
+    async fn document_frame(
+        &self,
+        flag_set: &str,
+    ) -> Result<(Map<String, Value>, Map<String, Value>)> {
         let set = self.flag_set(flag_set).await?;
         let mut metadata = set.metadata.clone();
         metadata.insert("flagSetId".to_owned(), Value::from(set.key.clone()));
@@ -32,6 +36,35 @@ impl Storage {
             .into_iter()
             .map(|s| (s.key, s.rule))
             .collect();
+        Ok((metadata, evaluators))
+    }
+
+    /// The flagd document `environment` serves for flag `flag_set/key` alone
+    /// (with the flag set's metadata and segments), as stored now: `flags` is
+    /// empty when the flag is archived. Not found when the flag or the
+    /// environment does not exist.
+    pub async fn flag_document(
+        &self,
+        environment: &str,
+        flag_set: &str,
+        key: &str,
+    ) -> Result<Value> {
+        let flag = self.flag(flag_set, key).await?;
+        let config = flag
+            .environments
+            .get(environment)
+            .ok_or_else(|| StorageError::NotFound(format!("environment \"{environment}\"")))?;
+        let (metadata, evaluators) = self.document_frame(flag_set).await?;
+        let mut flags = Map::new();
+        if flag.stage != FlagStage::Archived {
+            flags.insert(flag.key.clone(), definition(config, &flag.metadata));
+        }
+        Ok(json!({"metadata": metadata, "$evaluators": evaluators, "flags": flags}))
+    }
+
+    /// The flagd document of `flag_set` in `environment`.
+    pub async fn export(&self, environment: &str, flag_set: &str) -> Result<Value> {
+        let (metadata, evaluators) = self.document_frame(flag_set).await?;
         let mut flags = Map::new();
         let mut offset = 0;
         loop {

@@ -230,8 +230,7 @@ const FLAG_COLUMNS: &str = "f.id, f.key, fs.key AS flag_set, f.description, f.ow
      f.expires_at, f.metadata, f.version, f.last_evaluated_at";
 
 impl Storage {
-    /// The segment rules of `flag_set`, as a flagd `$evaluators` object.
-    pub(crate) async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
+    async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
         Ok(self
             .segments(flag_set)
             .await?
@@ -661,6 +660,46 @@ impl Storage {
         .await
     }
 
+    /// What is wrong with `config` as `flag`'s configuration in
+    /// `environment` (with the flag set's segments), under
+    /// `/environments/<environment>`; what [`Storage::set_flag_config`]
+    /// refuses.
+    async fn config_problems(
+        &self,
+        flag: &Flag,
+        environment: &str,
+        config: &FlagConfig,
+    ) -> Result<Vec<Problem>> {
+        let evaluators = self.segment_rules(&flag.flag_set).await?;
+        Ok(validate_config(
+            &flag.key,
+            environment,
+            config,
+            &flag.metadata,
+            &evaluators,
+        ))
+    }
+
+    /// Validates `config` as the configuration of `flag_set/key` in
+    /// `environment` exactly as [`Storage::set_flag_config`] would, writing
+    /// nothing: every problem under `/environments/<environment>` (none: it
+    /// would be accepted). Not found when the flag or environment is missing.
+    pub async fn validate_flag_config(
+        &self,
+        flag_set: &str,
+        key: &str,
+        environment: &str,
+        config: &FlagConfig,
+    ) -> Result<Vec<Problem>> {
+        let flag = self.flag(flag_set, key).await?;
+        if !flag.environments.contains_key(environment) {
+            return Err(StorageError::NotFound(format!(
+                "environment \"{environment}\""
+            )));
+        }
+        self.config_problems(&flag, environment, config).await
+    }
+
     async fn change_config(
         &self,
         actor: &Actor,
@@ -680,8 +719,7 @@ impl Storage {
             .get(environment)
             .ok_or_else(|| StorageError::NotFound(format!("environment \"{environment}\"")))?;
         let mut config = change(current)?;
-        let evaluators = self.segment_rules(flag_set).await?;
-        let problems = validate_config(key, environment, &config, &before.metadata, &evaluators);
+        let problems = self.config_problems(&before, environment, &config).await?;
         if !problems.is_empty() {
             return Err(StorageError::Invalid(problems));
         }

@@ -277,7 +277,7 @@ pub enum ActionOutcome {
     Kept,
     /// Resolved; the flag is restored after the cool-down.
     RestoreScheduled,
-    /// Resolved; a dry-run record was closed.
+    /// Resolved; a dry-run record (or one a human closed already) is closed.
     Closed,
     /// No binding matches and the alert names no flag.
     NoMatch,
@@ -992,7 +992,7 @@ impl Storage {
     ) -> Result<Vec<Step>> {
         let mut planned = Vec::new();
         if let Some(flag) = alert.labels.get("ensign_flag") {
-            planned.push(self.direct_target(alert, flag, default_environment).await?);
+            planned.push(direct_target(write, alert, flag, default_environment).await?);
         }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BINDING_COLUMNS} FROM kill_switch_bindings ORDER BY name"
@@ -1016,96 +1016,6 @@ impl Storage {
             }
         }
         Ok(planned)
-    }
-
-    /// The target of an alert labelled `ensign_flag`.
-    async fn direct_target(
-        &self,
-        alert: &Alert,
-        flag: &str,
-        default_environment: &str,
-    ) -> Result<Step> {
-        let label = |name: &str| alert.labels.get(name).cloned();
-        let environment =
-            label("ensign_environment").unwrap_or_else(|| default_environment.to_owned());
-        let action = label("ensign_action").unwrap_or_else(|| "disable".to_owned());
-        let error = |flag_set: Option<String>, message: String| {
-            Step::Refuse(AlertAction {
-                flag_set,
-                flag: Some(flag.to_owned()),
-                environment: Some(environment.clone()),
-                action: Some(action.clone()),
-                outcome: ActionOutcome::Error,
-                message: Some(message),
-                ..summary(alert, ActionOutcome::Error, None)
-            })
-        };
-        let on_resolved = match label("ensign_on_resolved")
-            .as_deref()
-            .map(OnResolved::parse)
-        {
-            None => OnResolved::Keep,
-            Some(Some(on_resolved)) => on_resolved,
-            Some(None) => {
-                return Ok(error(
-                    None,
-                    "ensign_on_resolved must be keep or restore".to_owned(),
-                ));
-            }
-        };
-        let cooldown_seconds = match label("ensign_cooldown_seconds").map(|s| s.parse::<i64>()) {
-            None => 300,
-            Some(Ok(seconds)) if (0..=MAX_COOLDOWN_SECONDS).contains(&seconds) => seconds,
-            Some(_) => {
-                return Ok(error(
-                    None,
-                    format!("ensign_cooldown_seconds must be 0 to {MAX_COOLDOWN_SECONDS}"),
-                ));
-            }
-        };
-        let flag_set = match label("ensign_flag_set") {
-            Some(set) => set,
-            None => {
-                let sets = self.flag_sets_with(flag).await?;
-                match sets.as_slice() {
-                    [only] => only.clone(),
-                    [] => return Ok(error(None, format!("no flag set has a flag \"{flag}\""))),
-                    _ => {
-                        return Ok(error(
-                            None,
-                            format!(
-                                "the flag sets {} all have a flag \"{flag}\": name one with ensign_flag_set",
-                                sets.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-        };
-        Ok(Step::Act(Planned {
-            target: KillTarget {
-                flag_set,
-                flag: flag.to_owned(),
-                environment,
-                action,
-            },
-            binding: None,
-            on_resolved,
-            cooldown_seconds,
-            dry_run: false,
-        }))
-    }
-
-    /// The keys of the flag sets that have a flag `key`.
-    async fn flag_sets_with(&self, key: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT fs.key FROM flags f JOIN flag_sets fs ON fs.id = f.flag_set_id WHERE f.key = $1 ORDER BY fs.key",
-        )
-        .bind(key.to_owned())
-        .fetch_all(self.pool())
-        .await
-        .map_err(|e| from_sqlx(e, "flags"))?;
-        rows.iter().map(|row| get(row, "key")).collect()
     }
 
     /// Applies (or, dry, records) one planned action inside `write`.
@@ -1170,7 +1080,7 @@ impl Storage {
         } else if without_version(&next) == without_version(&current.config) {
             ActionOutcome::Unchanged
         } else {
-            let evaluators = self.segment_rules(&target.flag_set).await?;
+            let evaluators = segment_rules(write, &target.flag_set).await?;
             let problems = validate_config(
                 &target.flag,
                 &target.environment,
@@ -1475,6 +1385,103 @@ impl Storage {
         .map_err(|e| from_sqlx(e, "kill records"))?;
         rows.iter().map(row_to_record).collect()
     }
+}
+
+/// The target of an alert labelled `ensign_flag`.
+async fn direct_target(
+    write: &mut Write<'_>,
+    alert: &Alert,
+    flag: &str,
+    default_environment: &str,
+) -> Result<Step> {
+    let label = |name: &str| alert.labels.get(name).cloned();
+    let environment = label("ensign_environment").unwrap_or_else(|| default_environment.to_owned());
+    let action = label("ensign_action").unwrap_or_else(|| "disable".to_owned());
+    let error = |message: String| {
+        Step::Refuse(AlertAction {
+            flag: Some(flag.to_owned()),
+            environment: Some(environment.clone()),
+            action: Some(action.clone()),
+            outcome: ActionOutcome::Error,
+            message: Some(message),
+            ..summary(alert, ActionOutcome::Error, None)
+        })
+    };
+    let on_resolved = match label("ensign_on_resolved")
+        .as_deref()
+        .map(OnResolved::parse)
+    {
+        None => OnResolved::Keep,
+        Some(Some(on_resolved)) => on_resolved,
+        Some(None) => {
+            return Ok(error(
+                "ensign_on_resolved must be keep or restore".to_owned(),
+            ));
+        }
+    };
+    let cooldown_seconds = match label("ensign_cooldown_seconds").map(|s| s.parse::<i64>()) {
+        None => 300,
+        Some(Ok(seconds)) if (0..=MAX_COOLDOWN_SECONDS).contains(&seconds) => seconds,
+        Some(_) => {
+            return Ok(error(format!(
+                "ensign_cooldown_seconds must be 0 to {MAX_COOLDOWN_SECONDS}"
+            )));
+        }
+    };
+    let flag_set = match label("ensign_flag_set") {
+        Some(set) => set,
+        None => {
+            let sets = flag_sets_with(write, flag).await?;
+            match sets.as_slice() {
+                [only] => only.clone(),
+                [] => return Ok(error(format!("no flag set has a flag \"{flag}\""))),
+                _ => {
+                    return Ok(error(format!(
+                        "the flag sets {} all have a flag \"{flag}\": name one with ensign_flag_set",
+                        sets.join(", ")
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Step::Act(Planned {
+        target: KillTarget {
+            flag_set,
+            flag: flag.to_owned(),
+            environment,
+            action,
+        },
+        binding: None,
+        on_resolved,
+        cooldown_seconds,
+        dry_run: false,
+    }))
+}
+
+/// The keys of the flag sets that have a flag `key`.
+async fn flag_sets_with(write: &mut Write<'_>, key: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT fs.key FROM flags f JOIN flag_sets fs ON fs.id = f.flag_set_id WHERE f.key = $1 ORDER BY fs.key",
+    )
+    .bind(key.to_owned())
+    .fetch_all(&mut *write.tx)
+    .await
+    .map_err(|e| from_sqlx(e, "flags"))?;
+    rows.iter().map(|row| get(row, "key")).collect()
+}
+
+/// The segment rules of `flag_set` as `$evaluators`, read inside `write`.
+async fn segment_rules(write: &mut Write<'_>, flag_set: &str) -> Result<Map<String, Value>> {
+    let rows = sqlx::query(
+        "SELECT s.key, s.rule FROM segments s JOIN flag_sets fs ON fs.id = s.flag_set_id WHERE fs.key = $1",
+    )
+    .bind(flag_set.to_owned())
+    .fetch_all(&mut *write.tx)
+    .await
+    .map_err(|e| from_sqlx(e, "segments"))?;
+    rows.iter()
+        .map(|row| Ok((get(row, "key")?, json_column(row, "rule")?)))
+        .collect()
 }
 
 /// The error for a guarded write of a binding that matched no row.

@@ -8,8 +8,10 @@ pub mod flag_sets;
 pub mod flags;
 pub mod kill_switch;
 pub mod segments;
+pub mod sessions;
 pub mod slos;
 pub mod tokens;
+pub mod users;
 
 use serde_json::Value;
 use sqlx::any::AnyRow;

@@ -38,35 +38,49 @@ pub(crate) fn new_secret() -> String {
     format!("ens_{body}")
 }
 
-fn row_to_token(row: &sqlx::any::AnyRow) -> Result<Token> {
-    let role: String = get(row, "role")?;
+/// A token from a row whose token columns are named `<prefix>name`, ...
+pub(crate) fn token_from_row(row: &sqlx::any::AnyRow, prefix: &str) -> Result<Token> {
+    let column = |name: &str| format!("{prefix}{name}");
+    let role: String = get(row, &column("role"))?;
     Ok(Token {
-        name: get(row, "name")?,
+        name: get(row, &column("name"))?,
         role: Role::parse(&role).unwrap_or(Role::Viewer),
-        environments: optional_json_column(row, "environments")?
+        environments: optional_json_column(row, &column("environments"))?
             .and_then(|v| serde_json::from_value(v).ok()),
-        created_at: get(row, "created_at")?,
-        revoked_at: get(row, "revoked_at")?,
+        created_at: get(row, &column("created_at"))?,
+        revoked_at: get(row, &column("revoked_at"))?,
     })
 }
 
+fn row_to_token(row: &sqlx::any::AnyRow) -> Result<Token> {
+    token_from_row(row, "")
+}
+
 impl Storage {
+    /// Checks that every environment a token or user is limited to exists
+    /// (problems under `/environments/<i>`).
+    pub(crate) async fn check_environments(&self, environments: Option<&[String]>) -> Result<()> {
+        let Some(environments) = environments else {
+            return Ok(());
+        };
+        let known = self.environments().await?;
+        for (i, env) in environments.iter().enumerate() {
+            if !known.iter().any(|e| &e.key == env) {
+                return Err(StorageError::invalid(
+                    &format!("/environments/{i}"),
+                    format!("no environment \"{env}\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Creates a token; returns it with its secret, which is not stored.
     pub async fn create_token(&self, actor: &Actor, new: NewToken) -> Result<(Token, String)> {
         if new.name.trim().is_empty() || new.name.len() > 128 {
             return Err(StorageError::invalid("/name", "use 1 to 128 characters"));
         }
-        if let Some(environments) = &new.environments {
-            let known = self.environments().await?;
-            for (i, env) in environments.iter().enumerate() {
-                if !known.iter().any(|e| &e.key == env) {
-                    return Err(StorageError::invalid(
-                        &format!("/environments/{i}"),
-                        format!("no environment \"{env}\""),
-                    ));
-                }
-            }
-        }
+        self.check_environments(new.environments.as_deref()).await?;
         let secret = new_secret();
         let token = Token {
             name: new.name.clone(),
@@ -148,6 +162,14 @@ impl Storage {
         if updated.rows_affected() == 0 {
             return Err(StorageError::NotFound(format!("live token \"{name}\"")));
         }
+        // Web UI sessions signed in with the token end with it.
+        sqlx::query(
+            "DELETE FROM sessions WHERE token_id = (SELECT id FROM tokens WHERE name = $1)",
+        )
+        .bind(name.to_owned())
+        .execute(&mut *write.tx)
+        .await
+        .map_err(|e| from_sqlx(e, "sessions"))?;
         write
             .audit(
                 "token.revoke",

@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod serve;
 pub mod slo;
 pub mod token;
+pub mod user;
 pub mod validate;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -348,7 +348,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .with_alertmanager_token(args.alertmanager_token.clone())
             .with_default_environment(args.environment.clone())
             .with_metrics(Arc::clone(&metrics))
-            .with_slos(slo_settings);
+            .with_slos(slo_settings)
+            .with_evaluation(options);
         let admin = ensign_admin::router(state);
         tasks.spawn(ensign_http::serve(
             listener,

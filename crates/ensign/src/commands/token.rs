@@ -35,9 +35,9 @@ enum TokenCommand {
     Revoke(RevokeArgs),
 }
 
-/// What a token may do.
+/// What a token or user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Role {
+pub(super) enum Role {
     /// Read everything but tokens.
     Viewer,
     /// Also change flags, segments and flag sets, and import.
@@ -47,7 +47,8 @@ enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// The role's name in the admin API.
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Editor => "editor",
@@ -102,7 +103,8 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn scope(environments: &Value) -> String {
+/// A token's or user's environments for people: a list, or `all`.
+pub(super) fn scope(environments: &Value) -> String {
     match environments.as_array() {
         Some(list) => list
             .iter()
@@ -159,13 +161,23 @@ async fn run_list(client: Client, args: &ListArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let header = ["NAME", "ROLE", "ENVIRONMENTS", "CREATED", "REVOKED"].map(str::to_owned);
+    print_table(&mut out, &header, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `rows` under `header` in left-aligned columns.
+pub(super) fn print_table<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: &[String; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(header).chain(rows) {
         let line: Vec<String> = row
             .iter()
             .zip(widths)
@@ -173,7 +185,7 @@ async fn run_list(client: Client, args: &ListArgs) -> anyhow::Result<ExitCode> {
             .collect();
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 async fn run_revoke(client: Client, args: &RevokeArgs) -> anyhow::Result<ExitCode> {
@@ -187,7 +199,7 @@ async fn run_revoke(client: Client, args: &RevokeArgs) -> anyhow::Result<ExitCod
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM UTC`.
-fn utc(millis: i64) -> String {
+pub(super) fn utc(millis: i64) -> String {
     let seconds = millis.div_euclid(1000);
     let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
