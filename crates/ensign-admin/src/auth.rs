@@ -71,7 +71,7 @@ impl Caller {
 }
 
 /// Compares secrets without an early exit that would time the match.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

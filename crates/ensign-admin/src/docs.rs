@@ -35,6 +35,8 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, ProblemBody};
         (name = "audit", description = "The append-only audit log"),
         (name = "documents", description = "flagd document import and export"),
         (name = "tokens", description = "API tokens (admin only)"),
+        (name = "kill switch", description = "The SLO-linked kill switch: the Alertmanager webhook, \
+            its receivers, bindings from alert labels to flag actions, per-flag status and restore"),
         (name = "slos", description = "SLOs (Sloth prometheus/v1 specs) and their status from Prometheus"),
         (name = "meta", description = "This document"),
     ),
@@ -51,6 +53,11 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        // The Alertmanager webhook also takes Basic `<receiver>:<secret>`.
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
     }
 }

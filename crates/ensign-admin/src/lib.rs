@@ -1,7 +1,9 @@
 //! The admin REST API, served on the admin port under `/api/v1`: environments,
 //! flag sets, segments, flags (with per-environment configuration, toggles,
 //! copies between environments, archive and restore), API tokens, the audit
-//! log, import / export of flagd documents, and SLOs with their status read
+//! log, import / export of flagd documents, the SLO-linked kill switch
+//! (the Alertmanager webhook, receiver tokens, kill-switch bindings, per-flag
+//! kill-switch status and manual restore), and SLOs with their status read
 //! from Prometheus. The OpenAPI document is
 //! generated from the handlers' annotations and served at
 //! `/api/v1/openapi.json`.
@@ -29,6 +31,7 @@ pub mod error;
 mod extract;
 mod handlers;
 pub mod prometheus;
+mod restorer;
 mod routes;
 pub mod slos;
 pub mod wire;
@@ -36,9 +39,12 @@ pub mod wire;
 use std::fmt;
 use std::sync::Arc;
 
+use ensign_metrics::Metrics;
 use ensign_storage::Storage;
 
 pub use auth::COMMENT_HEADER;
+pub use handlers::alertmanager::MAX_WEBHOOK_BODY;
+pub use restorer::{RESTORE_INTERVAL, run_due_restores};
 pub use routes::{openapi, router};
 pub use slos::{FileSlo, SloSettings};
 
@@ -53,16 +59,29 @@ pub struct AdminState {
     /// The bootstrap admin token (`ENSIGN_ADMIN_TOKEN`), if configured; an
     /// empty string counts as none.
     pub bootstrap_token: Option<String>,
+    /// The Alertmanager webhook's shared secret (`ENSIGN_ALERTMANAGER_TOKEN`),
+    /// if configured; an empty string counts as none.
+    pub alertmanager_token: Option<String>,
+    /// The environment alerts act on when they name none (the one this
+    /// process serves).
+    pub default_environment: String,
+    /// Where the kill switch's counters go.
+    pub metrics: Arc<Metrics>,
     /// SLOs from files, and where their status is read.
     pub slos: Arc<SloSettings>,
 }
 
 impl AdminState {
-    /// State over `storage`, with an optional bootstrap admin token.
+    /// State over `storage`, with an optional bootstrap admin token, no
+    /// Alertmanager token, `production` as the default environment of alerts
+    /// and metrics of its own.
     pub fn new(storage: Storage, bootstrap_token: Option<String>) -> Self {
         AdminState {
             storage,
             bootstrap_token: bootstrap_token.filter(|t| !t.trim().is_empty()),
+            alertmanager_token: None,
+            default_environment: "production".to_owned(),
+            metrics: Arc::new(Metrics::new()),
             slos: Arc::default(),
         }
     }
@@ -70,6 +89,24 @@ impl AdminState {
     /// The same state with SLO files and a Prometheus to read their status from.
     pub fn with_slos(mut self, slos: SloSettings) -> Self {
         self.slos = Arc::new(slos);
+        self
+    }
+
+    /// With the Alertmanager webhook's shared secret.
+    pub fn with_alertmanager_token(mut self, token: Option<String>) -> Self {
+        self.alertmanager_token = token.filter(|t| !t.trim().is_empty());
+        self
+    }
+
+    /// With the environment alerts act on when they name none.
+    pub fn with_default_environment(mut self, environment: impl Into<String>) -> Self {
+        self.default_environment = environment.into();
+        self
+    }
+
+    /// With the server's metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
         self
     }
 }
@@ -82,7 +119,12 @@ impl fmt::Debug for AdminState {
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
             )
+            .field(
+                "alertmanager_token",
+                &self.alertmanager_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("default_environment", &self.default_environment)
             .field("slos", &self.slos)
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -22,6 +22,13 @@
 //! | POST   | /import                                          | editor |
 //! | GET, POST | /tokens                                       | admin  |
 //! | DELETE | /tokens/{name}                                   | admin  |
+//! | GET, POST | /kill-switches                                | viewer / editor |
+//! | GET, PUT, DELETE | /kill-switches/{name}                  | viewer / editor |
+//! | GET    | /flags/{set}/{key}/kill-switch                   | viewer |
+//! | POST   | /flags/{set}/{key}/environments/{env}/kill-switch/restore | editor |
+//! | GET, POST | /integrations/alertmanager/receivers          | admin  |
+//! | DELETE | /integrations/alertmanager/receivers/{name}      | admin  |
+//! | POST   | /integrations/alertmanager (own secrets, see `handlers::alertmanager`) | none |
 //! | GET    | /slos, /slos/{name}, /slos/{name}/status         | viewer |
 //! | PUT, DELETE | /slos/{name} (stored SLOs; files are 409)   | editor |
 //! | GET    | /openapi.json                                    | none   |
@@ -37,7 +44,10 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::handlers::{audit, documents, environments, flag_sets, flags, segments, slos, tokens};
+use crate::handlers::{
+    alertmanager, audit, documents, environments, flag_sets, flags, kill_switch, segments, slos,
+    tokens,
+};
 use crate::{AdminState, MAX_REQUEST_BODY, auth, docs, error};
 
 type Routes = OpenApiRouter<Arc<AdminState>>;
@@ -67,14 +77,30 @@ fn authenticated() -> Routes {
         .routes(routes!(documents::import))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(kill_switch::list, kill_switch::create))
+        .routes(routes!(
+            kill_switch::read,
+            kill_switch::update,
+            kill_switch::delete
+        ))
+        .routes(routes!(kill_switch::flag_status))
+        .routes(routes!(kill_switch::restore))
+        .routes(routes!(
+            alertmanager::list_receivers,
+            alertmanager::create_receiver
+        ))
+        .routes(routes!(alertmanager::delete_receiver))
         .routes(routes!(slos::list))
         .routes(routes!(slos::read, slos::put, slos::delete))
         .routes(routes!(slos::status))
 }
 
-/// The routes anyone may call.
+/// The routes without an API token: the OpenAPI document, and the
+/// Alertmanager webhook (which checks its own secrets, never API tokens).
 fn public() -> Routes {
-    OpenApiRouter::new().routes(routes!(docs::document))
+    OpenApiRouter::new()
+        .routes(routes!(docs::document))
+        .routes(routes!(alertmanager::webhook))
 }
 
 /// Every route under `/api/v1`, the authenticated ones wrapped by `guard`.

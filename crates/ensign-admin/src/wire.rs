@@ -12,6 +12,8 @@
 //! Audit entries keep the storage's before/after snapshots; they are shown in
 //! these shapes too, with the list of changed JSON Pointers.
 
+pub mod kill_switch;
+
 use std::collections::BTreeMap;
 
 use ensign_storage::model;

@@ -54,6 +54,22 @@ pub struct SourceLabels {
     pub source: String,
 }
 
+/// Labels of `ensign_killswitch_actions_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KillSwitchActionLabels {
+    /// `disable`, `variant`, `zero_weight`, `restore` or `none`.
+    pub action: String,
+    /// What happened (`applied`, `dry_run`, `duplicate`, `restored`, ...).
+    pub outcome: String,
+}
+
+/// Labels of `ensign_killswitch_webhook_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `ok`, `unauthorized`, `bad_request`, `too_large`, `unavailable` or `error`.
+    pub outcome: String,
+}
+
 /// An open stream, counted in `ensign_open_streams` while it lives.
 #[derive(Debug)]
 pub struct OpenStream {
@@ -89,6 +105,13 @@ pub struct Metrics {
     pub propagation: Histogram,
     /// The generation of the snapshot being served.
     pub snapshot_generation: Gauge,
+    /// Kill-switch actions by action and outcome.
+    pub killswitch_actions: Family<KillSwitchActionLabels, Counter>,
+    /// Alertmanager webhook calls by outcome.
+    pub killswitch_webhook_requests: Family<WebhookLabels, Counter>,
+    /// Seconds from an Alertmanager notification being received to this
+    /// replica serving the snapshot its kill switch changed.
+    pub killswitch_propagation: Histogram,
     snapshot_age: Gauge<f64, AtomicU64>,
     snapshot_published_at: AtomicU64,
 }
@@ -166,8 +189,30 @@ impl Metrics {
             "Seconds since the snapshot being served was published",
             snapshot_age.clone(),
         );
+        let killswitch_actions = Family::<KillSwitchActionLabels, Counter>::default();
+        registry.register(
+            "killswitch_actions",
+            "Kill-switch actions by action and outcome",
+            killswitch_actions.clone(),
+        );
+        let killswitch_webhook_requests = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "killswitch_webhook_requests",
+            "Alertmanager webhook requests by outcome",
+            killswitch_webhook_requests.clone(),
+        );
+        // 1 ms to about 16 s.
+        let killswitch_propagation = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "killswitch_propagation_seconds",
+            "Seconds from an Alertmanager notification being received to this replica serving the flags its kill switch changed",
+            killswitch_propagation.clone(),
+        );
         Metrics {
             registry,
+            killswitch_actions,
+            killswitch_webhook_requests,
+            killswitch_propagation,
             evaluations,
             request_duration,
             open_streams,
@@ -194,6 +239,25 @@ impl Metrics {
                 flag: flag.unwrap_or(UNKNOWN_FLAG).to_owned(),
                 variant: variant.unwrap_or_default().to_owned(),
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one kill-switch action.
+    pub fn count_killswitch_action(&self, action: &str, outcome: &str) {
+        self.killswitch_actions
+            .get_or_create(&KillSwitchActionLabels {
+                action: action.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one Alertmanager webhook request.
+    pub fn count_webhook_request(&self, outcome: &str) {
+        self.killswitch_webhook_requests
+            .get_or_create(&WebhookLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }
@@ -234,7 +298,24 @@ mod tests {
         metrics.count_evaluation(Some("banner"), Some("on"), "STATIC");
         metrics.count_evaluation(None, None, "ERROR");
         metrics.snapshot_published(7);
+        metrics.count_killswitch_action("disable", "applied");
+        metrics.count_webhook_request("unauthorized");
+        metrics.killswitch_propagation.observe(0.004);
         let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"ensign_killswitch_actions_total{action="disable",outcome="applied"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ensign_killswitch_webhook_requests_total{outcome="unauthorized"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("ensign_killswitch_propagation_seconds_count 1"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 r#"ensign_evaluations_total{flag="banner",variant="on",reason="STATIC"} 1"#

@@ -12,6 +12,11 @@
 //! and retried every 500 ms. Losing the listener's connection starts such a
 //! load at once, so an outage is noticed, and its end picked up, without
 //! waiting for the listener to reconnect.
+//!
+//! Publishing a change that carries `alertReceivedAt` (a kill switch acted on
+//! an Alertmanager notification) observes
+//! `ensign_killswitch_propagation_seconds`: notification received → this
+//! replica serves the changed flags.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -205,12 +210,24 @@ async fn reload(
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     store.replace_group(DATABASE_SOURCE, sources);
     loaded.published = true;
-    if let Some(change) = change.filter(|c| c.committed_at > 0) {
+    if let Some(change) = change {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let seconds = (now - change.committed_at).max(0) as f64 / 1000.0;
-        store.metrics().propagation.observe(seconds);
+        let since = |at: i64| (now - at).max(0) as f64 / 1000.0;
+        if change.committed_at > 0 {
+            store
+                .metrics()
+                .propagation
+                .observe(since(change.committed_at));
+        }
+        // A kill switch's change: Alertmanager's notification → served here.
+        if let Some(received_at) = change.alert_received_at {
+            store
+                .metrics()
+                .killswitch_propagation
+                .observe(since(received_at));
+        }
     }
     Ok(())
 }
@@ -251,10 +268,7 @@ async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: Can
             match next {
                 Ok(Some(notification)) => {
                     let change =
-                        serde_json::from_str::<Change>(notification.payload()).unwrap_or(Change {
-                            environment: None,
-                            committed_at: 0,
-                        });
+                        serde_json::from_str::<Change>(notification.payload()).unwrap_or_default();
                     if notify.send(Some(change)).await.is_err() {
                         return;
                     }

@@ -1,7 +1,8 @@
 //! The database source against the machine's PostgreSQL: replicas sharing one
 //! database learn of every committed change, reload only the flag sets that
 //! changed, resynchronise after losing their listener, and keep serving their
-//! last snapshot through an outage.
+//! last snapshot through an outage, and observe how long a kill switch took
+//! from the Alertmanager notification to serving.
 //!
 //! Each test creates a database of its own and drops it at the end, passed or
 //! failed. PostgreSQL is found at `ENSIGN_TEST_POSTGRES_URL` (default
@@ -1007,4 +1008,71 @@ async fn shutdown_is_prompt_while_the_database_hangs() {
         started.elapsed()
     );
     proxy.restore().await;
+}
+
+/// A kill switch acting on an Alertmanager alert, through a third process
+/// (the admin API's): both replicas serve the flag disabled, and each
+/// observes the notification → served latency in
+/// `ensign_killswitch_propagation_seconds` (the change carries the time the
+/// alert was received).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_switch_reaches_both_replicas_with_its_latency() {
+    let database = Database::create().await;
+    create_flag(&database.admin, "shop", "banner", "a").await;
+    let url_a = database.url("replica-a", None);
+    let url_b = database.url("replica-b", None);
+    let a = Replica::start("a", &url_a, &url_a, "production").await;
+    let b = Replica::start("b", &url_b, &url_b, "production").await;
+    for replica in [&a, &b] {
+        replica.wait_for_variant("banner", "a").await;
+    }
+    database.wait_for_listeners(2).await;
+    let received_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let alert = ensign_storage::Alert {
+        fingerprint: "4f1c2b".to_owned(),
+        status: ensign_storage::AlertStatus::Firing,
+        starts_at: received_at - 60_000,
+        labels: [("ensign_flag", "banner"), ("slo", "checkout-availability")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        receiver: "ensign".to_owned(),
+        received_at,
+    };
+    let actions = database
+        .admin
+        .receive_alert(&alert, "production")
+        .await
+        .unwrap();
+    assert_eq!(actions[0].outcome, ensign_storage::ActionOutcome::Applied);
+    for replica in [&a, &b] {
+        replica
+            .wait_until("banner disabled", |snapshot| {
+                snapshot.resolve_string("banner", &Context::new(), 0).reason
+                    == ensign_engine::Reason::Disabled
+            })
+            .await;
+        replica
+            .wait_for_metric("ensign_killswitch_propagation_seconds_count", 1.0)
+            .await;
+    }
+    // A repeat of the alert changes nothing and is not observed again.
+    let repeat = database
+        .admin
+        .receive_alert(&alert, "production")
+        .await
+        .unwrap();
+    assert_eq!(repeat[0].outcome, ensign_storage::ActionOutcome::Duplicate);
+    for replica in [&a, &b] {
+        assert_eq!(
+            replica.metric("ensign_killswitch_propagation_seconds_count"),
+            1.0,
+            "replica {}",
+            replica.name
+        );
+    }
+    a.stop().await;
+    b.stop().await;
 }

@@ -26,6 +26,10 @@ use tokio::sync::broadcast;
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
+pub use queries::kill_switch::{
+    ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
+    KillAction, KillRecord, KillSwitchBinding, KillTarget, OnResolved, RestoreResult,
+};
 pub use queries::slos::StoredSlo;
 pub use queries::tokens::NewToken;
 
@@ -43,7 +47,7 @@ pub enum Backend {
 
 /// A committed change: which environment's flags may differ (`None`: all),
 /// and when it was committed. It travels as the JSON payload of `NOTIFY`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     /// The environment key, or `None` when every environment is affected.
@@ -51,6 +55,11 @@ pub struct Change {
     /// Commit time, unix milliseconds (for propagation latency).
     #[serde(default)]
     pub committed_at: i64,
+    /// When the Alertmanager notification behind this change (a kill switch
+    /// acting) was received, unix milliseconds: replicas observe webhook →
+    /// served latency from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_received_at: Option<i64>,
 }
 
 impl Change {

@@ -2634,7 +2634,7 @@ async fn local_changes(db: &TestDb) {
     assert!(
         Change {
             environment: Some("production".to_owned()),
-            committed_at: 0
+            ..Change::default()
         }
         .affects("production")
     );

@@ -3,11 +3,13 @@
 //! between the wire shapes and the storage, pick the scope of each write (see
 //! `auth`), and point storage problems into their request body.
 
+pub(crate) mod alertmanager;
 pub(crate) mod audit;
 pub(crate) mod documents;
 pub(crate) mod environments;
 pub(crate) mod flag_sets;
 pub(crate) mod flags;
+pub(crate) mod kill_switch;
 pub(crate) mod segments;
 pub(crate) mod slos;
 pub(crate) mod tokens;

@@ -172,7 +172,7 @@ pub(crate) fn definition(config: &FlagConfig, metadata: &Map<String, Value>) -> 
 
 /// Validates a configuration with the engine, as SDKs will receive it; every
 /// problem is reported under `/environments/<env>`, warnings included.
-fn validate_config(
+pub(crate) fn validate_config(
     key: &str,
     environment: &str,
     config: &FlagConfig,
@@ -230,7 +230,8 @@ const FLAG_COLUMNS: &str = "f.id, f.key, fs.key AS flag_set, f.description, f.ow
      f.expires_at, f.metadata, f.version, f.last_evaluated_at";
 
 impl Storage {
-    async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
+    /// The segment rules of `flag_set`, as a flagd `$evaluators` object.
+    pub(crate) async fn segment_rules(&self, flag_set: &str) -> Result<Map<String, Value>> {
         Ok(self
             .segments(flag_set)
             .await?
@@ -701,21 +702,7 @@ impl Storage {
             return Err(stale_flag(&mut write, flag_set, key, before.version).await);
         };
         let flag_id: i64 = row.try_get("id").map_err(|e| from_sqlx(e, "id"))?;
-        sqlx::query(
-            "UPDATE flag_configs SET state = $1, variants = $2, default_variant = $3, targeting = $4, version = $5, updated_at = $6 \
-             WHERE flag_id = $7 AND environment_id = (SELECT id FROM environments WHERE key = $8)",
-        )
-        .bind(config.state.clone())
-        .bind(Value::Object(config.variants.clone()).to_string())
-        .bind(config.default_variant.clone())
-        .bind(config.targeting.as_ref().map(Value::to_string))
-        .bind(config.version)
-        .bind(now_millis())
-        .bind(flag_id)
-        .bind(environment.to_owned())
-        .execute(&mut *write.tx)
-        .await
-        .map_err(|e| from_sqlx(e, "flag configuration"))?;
+        store_config(&mut write, flag_id, environment, &config).await?;
         write
             .audit(
                 action,
@@ -807,6 +794,32 @@ async fn insert_config(
     .bind(config.default_variant.clone())
     .bind(config.targeting.as_ref().map(Value::to_string))
     .bind(now_millis())
+    .bind(environment.to_owned())
+    .execute(&mut *write.tx)
+    .await
+    .map_err(|e| from_sqlx(e, "flag configuration"))?;
+    Ok(())
+}
+
+/// Writes `config` (with its version) as the flag's configuration in
+/// `environment`, inside `write`; the caller has bumped the flag's version.
+pub(crate) async fn store_config(
+    write: &mut Write<'_>,
+    flag_id: i64,
+    environment: &str,
+    config: &FlagConfig,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE flag_configs SET state = $1, variants = $2, default_variant = $3, targeting = $4, version = $5, updated_at = $6 \
+         WHERE flag_id = $7 AND environment_id = (SELECT id FROM environments WHERE key = $8)",
+    )
+    .bind(config.state.clone())
+    .bind(Value::Object(config.variants.clone()).to_string())
+    .bind(config.default_variant.clone())
+    .bind(config.targeting.as_ref().map(Value::to_string))
+    .bind(config.version)
+    .bind(now_millis())
+    .bind(flag_id)
     .bind(environment.to_owned())
     .execute(&mut *write.tx)
     .await

@@ -6,6 +6,7 @@ pub mod documents;
 pub mod environments;
 pub mod flag_sets;
 pub mod flags;
+pub mod kill_switch;
 pub mod segments;
 pub mod slos;
 pub mod tokens;
@@ -67,6 +68,7 @@ pub(crate) struct Write<'s> {
     pub(crate) tx: Transaction<'static, Any>,
     actor: Actor,
     touched: Option<Change>,
+    alert_received_at: Option<i64>,
 }
 
 impl<'s> Write<'s> {
@@ -85,6 +87,7 @@ impl<'s> Write<'s> {
             tx,
             actor: actor.clone(),
             touched: None,
+            alert_received_at: None,
         })
     }
 
@@ -103,8 +106,14 @@ impl<'s> Write<'s> {
         };
         self.touched = Some(Change {
             environment,
-            committed_at: 0,
+            ..Change::default()
         });
+    }
+
+    /// Marks the change as the effect of an Alertmanager notification
+    /// received at `received_at` (unix milliseconds).
+    pub(crate) fn caused_by_alert(&mut self, received_at: i64) {
+        self.alert_received_at = Some(received_at);
     }
 
     /// Appends an audit entry.
@@ -140,6 +149,7 @@ impl<'s> Write<'s> {
     pub(crate) async fn commit(mut self) -> Result<()> {
         if let Some(change) = &mut self.touched {
             change.committed_at = now_millis();
+            change.alert_received_at = self.alert_received_at;
         }
         if let (Some(change), Backend::Postgres) = (&self.touched, self.storage.backend) {
             let payload = serde_json::to_string(change).unwrap_or_default();

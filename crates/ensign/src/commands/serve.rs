@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// Port of the admin REST API and web UI (needs the database).
     #[arg(long, env = "ENSIGN_ADMIN_PORT", default_value_t = 8080)]
     admin_port: u16,
+    /// The shared secret Alertmanager sends to the kill-switch webhook
+    /// (`Authorization: Bearer` or Basic); receivers created in the API have
+    /// their own.
+    #[arg(long, env = "ENSIGN_ALERTMANAGER_TOKEN", hide_env_values = true)]
+    alertmanager_token: Option<String>,
     /// The environment whose flags this process serves.
     #[arg(long, env = "ENSIGN_ENVIRONMENT", default_value = "production")]
     environment: String,
@@ -330,7 +335,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|_| ensign_sources::DATABASE_SOURCE.to_owned())
         .chain(specs.iter().map(|spec| spec.name().to_owned()));
-    let store = Arc::new(Store::new(slots, options, metrics));
+    let store = Arc::new(Store::new(slots, options, Arc::clone(&metrics)));
     if specs.is_empty() && storage.is_none() {
         tracing::warn!("no flag sources (--uri file:flags.json) and no database; serving no flags");
     }
@@ -339,9 +344,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     if let (Some(storage), Some(listener)) = (&storage, admin_listener) {
         // The bootstrap admin token comes only from the environment, never a flag.
         let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
-        let admin = ensign_admin::router(
-            ensign_admin::AdminState::new(storage.clone(), bootstrap).with_slos(slo_settings),
-        );
+        let state = ensign_admin::AdminState::new(storage.clone(), bootstrap)
+            .with_alertmanager_token(args.alertmanager_token.clone())
+            .with_default_environment(args.environment.clone())
+            .with_metrics(Arc::clone(&metrics))
+            .with_slos(slo_settings);
+        let admin = ensign_admin::router(state);
         tasks.spawn(ensign_http::serve(
             listener,
             None,
@@ -352,6 +360,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         ));
     }
     if let Some(storage) = &storage {
+        tasks.spawn(ensign_admin::run_due_restores(
+            storage.clone(),
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        ));
         tasks.spawn(ensign_sources::run_database_source(
             storage.clone(),
             args.database_url.clone(),

@@ -1,0 +1,199 @@
+//! `/kill-switches`: kill-switch bindings (list, create, read, replace,
+//! delete; editors, within the environments of their targets), and per flag:
+//! `/flags/{set}/{key}/kill-switch` (bindings, open and closed kills) and
+//! `/flags/{set}/{key}/environments/{env}/kill-switch/restore` (a human puts
+//! the configuration from before the kill back).
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use ensign_storage::model::Actor;
+use http::StatusCode;
+
+use super::{Shared, versioned};
+use crate::auth::{Editor, Writer};
+use crate::error::{ApiError, ReadErrors, WriteErrors};
+use crate::extract::{IfMatch, JsonBody, PathParams, created, path_segment, tagged};
+use crate::wire::kill_switch::{Binding, BindingInput, FlagKillSwitch, KillRecord, RestoreRequest};
+
+/// The actor of a binding change: the caller must be allowed to change every
+/// environment the binding acts in.
+fn binding_actor(
+    writer: &Writer,
+    binding: &ensign_storage::KillSwitchBinding,
+    comment: Option<String>,
+) -> Result<Actor, ApiError> {
+    match binding.targets.first() {
+        Some(first) if writer.is_limited() => {
+            for target in &binding.targets {
+                writer.in_environment(&target.environment, None)?;
+            }
+            writer.in_environment(&first.environment, comment)
+        }
+        _ => writer.everywhere(comment),
+    }
+}
+
+/// Every binding, by name.
+#[utoipa::path(get, operation_id = "listKillSwitches", path = "/kill-switches", tag = "kill switch",
+    responses((status = 200, description = "The bindings", body = Vec<Binding>), ReadErrors))]
+pub(crate) async fn list(state: Shared) -> Result<Json<Vec<Binding>>, ApiError> {
+    let bindings = state.storage.kill_switch_bindings().await?;
+    Ok(Json(bindings.into_iter().map(Into::into).collect()))
+}
+
+/// Creates a binding.
+#[utoipa::path(post, operation_id = "createKillSwitch", path = "/kill-switches", tag = "kill switch",
+    request_body = BindingInput,
+    responses((status = 201, description = "Created", body = Binding,
+        headers(("ETag" = String, description = "The version"))), WriteErrors))]
+pub(crate) async fn create(
+    state: Shared,
+    Editor(writer): Editor,
+    JsonBody(body): JsonBody<BindingInput>,
+) -> Result<Response, ApiError> {
+    let Some(name) = body.name.clone() else {
+        return Err(ApiError::invalid_at("/name", "is required"));
+    };
+    let (binding, comment) = body.split(name);
+    let actor = binding_actor(&writer, &binding, comment)?;
+    let binding = state
+        .storage
+        .create_kill_switch_binding(&actor, binding)
+        .await?;
+    let location = format!("/api/v1/kill-switches/{}", path_segment(&binding.name));
+    Ok(created(binding.version, &location, Binding::from(binding)))
+}
+
+/// One binding.
+#[utoipa::path(get, operation_id = "getKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
+    params(("name" = String, Path, description = "The binding name")),
+    responses((status = 200, description = "The binding", body = Binding,
+        headers(("ETag" = String, description = "The version"))), ReadErrors))]
+pub(crate) async fn read(
+    state: Shared,
+    PathParams(name): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let binding = state.storage.kill_switch_binding(&name).await?;
+    Ok(tagged(binding.version, Binding::from(binding)))
+}
+
+/// Replaces a binding (its name stays).
+#[utoipa::path(put, operation_id = "putKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
+    params(("name" = String, Path, description = "The binding name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body = BindingInput,
+    responses((status = 200, description = "Replaced", body = Binding,
+        headers(("ETag" = String, description = "The new version"))), WriteErrors))]
+pub(crate) async fn update(
+    state: Shared,
+    PathParams(name): PathParams<String>,
+    IfMatch(if_match): IfMatch,
+    Editor(writer): Editor,
+    JsonBody(body): JsonBody<BindingInput>,
+) -> Result<Response, ApiError> {
+    if body.name.as_ref().is_some_and(|n| *n != name) {
+        return Err(ApiError::invalid_at(
+            "/name",
+            "a binding cannot be renamed; create a new one",
+        ));
+    }
+    let (binding, comment) = body.split(name.clone());
+    let actor = binding_actor(&writer, &binding, comment)?;
+    let binding = versioned(if_match, || {
+        state
+            .storage
+            .update_kill_switch_binding(&actor, &name, binding.clone(), if_match)
+    })
+    .await?;
+    Ok(tagged(binding.version, Binding::from(binding)))
+}
+
+/// Deletes a binding; what it did stays in the flags' kill-switch history.
+#[utoipa::path(delete, operation_id = "deleteKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
+    params(("name" = String, Path, description = "The binding name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
+    responses((status = 204, description = "Deleted"), WriteErrors))]
+pub(crate) async fn delete(
+    state: Shared,
+    PathParams(name): PathParams<String>,
+    IfMatch(if_match): IfMatch,
+    Editor(writer): Editor,
+) -> Result<Response, ApiError> {
+    let binding = state.storage.kill_switch_binding(&name).await?;
+    let actor = binding_actor(&writer, &binding, None)?;
+    versioned(if_match, || {
+        state
+            .storage
+            .delete_kill_switch_binding(&actor, &name, if_match)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A flag's kill-switch status.
+async fn status(state: &Shared, set: &str, key: &str) -> Result<FlagKillSwitch, ApiError> {
+    state.storage.flag(set, key).await?;
+    let bindings = state
+        .storage
+        .kill_switch_bindings()
+        .await?
+        .into_iter()
+        .filter(|b| b.targets.iter().any(|t| t.flag_set == set && t.flag == key))
+        .map(Into::into)
+        .collect();
+    let (active, history): (Vec<KillRecord>, Vec<KillRecord>) = state
+        .storage
+        .kill_records(set, key)
+        .await?
+        .into_iter()
+        .map(KillRecord::from)
+        .partition(|r| r.restored_at.is_none());
+    Ok(FlagKillSwitch {
+        bindings,
+        active,
+        history,
+    })
+}
+
+/// The flag's kill switch: the bindings that target it, its open kills, and
+/// the latest closed ones.
+#[utoipa::path(get, operation_id = "getFlagKillSwitch", path = "/flags/{set}/{key}/kill-switch", tag = "kill switch",
+    params(("set" = String, Path, description = "The flag set key"),
+        ("key" = String, Path, description = "The flag key")),
+    responses((status = 200, description = "The flag's kill switch", body = FlagKillSwitch), ReadErrors))]
+pub(crate) async fn flag_status(
+    state: Shared,
+    PathParams((set, key)): PathParams<(String, String)>,
+) -> Result<Json<FlagKillSwitch>, ApiError> {
+    Ok(Json(status(&state, &set, &key).await?))
+}
+
+/// Restores the flag in the environment by hand: the configuration from
+/// before its first open kill is put back, and every open kill is closed.
+/// 404 when no kill is open.
+#[utoipa::path(post, operation_id = "restoreFlagKillSwitch",
+    path = "/flags/{set}/{key}/environments/{env}/kill-switch/restore", tag = "kill switch",
+    params(("set" = String, Path, description = "The flag set key"),
+        ("key" = String, Path, description = "The flag key"),
+        ("env" = String, Path, description = "The environment key")),
+    request_body(content = Option<RestoreRequest>),
+    responses((status = 200, description = "Restored; the flag's kill switch now", body = FlagKillSwitch),
+        WriteErrors))]
+pub(crate) async fn restore(
+    state: Shared,
+    PathParams((set, key, env)): PathParams<(String, String, String)>,
+    Editor(writer): Editor,
+    body: axum::body::Bytes,
+) -> Result<Json<FlagKillSwitch>, ApiError> {
+    let request: RestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RestoreRequest::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let actor = writer.in_environment(&env, request.comment)?;
+    state
+        .storage
+        .restore_killed_flag(&actor, &set, &key, &env)
+        .await?;
+    Ok(Json(status(&state, &set, &key).await?))
+}
