@@ -488,6 +488,14 @@ fn tokens_import_and_export_through_the_cli() {
     let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
     let server = Server::start(dir.path(), "admin", &["--database-url".into(), database]);
 
+    // The admin port serves the web UI at / beside the API.
+    let admin = server.admin.unwrap();
+    let (status, page) = try_http(admin, "GET", "/", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("/app.js"));
+    let (status, _) = try_http(admin, "GET", "/api/v1/openapi.json", &[], b"").unwrap();
+    assert_eq!(status, 200);
+
     // `token create` prints the secret alone on stdout, once, and says so.
     let output = server.cli(&[
         "token", "create", "ci", "--role", "editor", "--token", BOOTSTRAP,

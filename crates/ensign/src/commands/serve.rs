@@ -350,7 +350,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             .with_metrics(Arc::clone(&metrics))
             .with_slos(slo_settings)
             .with_evaluation(options);
-        let admin = ensign_admin::router(state);
+        // The web UI shares the admin port: its assets at `/`, the API under `/api/v1`.
+        let admin = ensign_admin::router(state).merge(ensign_ui::router());
         tasks.spawn(ensign_http::serve(
             listener,
             None,
