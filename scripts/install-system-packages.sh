@@ -2,7 +2,8 @@
 # Installs the Debian packages the test suites use, when missing: Chromium for
 # browser tests, protoc for the Rust SDK example (never for Ensign itself),
 # openssl for TLS test certificates, curl for readiness probes, Prometheus
-# (with promtool) for the SLO rule tests.
+# (with promtool) for the SLO rule tests, Alertmanager (with amtool) and psql
+# for the kill-switch end-to-end run.
 set -euo pipefail
 
 declare -A needed=(
@@ -10,7 +11,11 @@ declare -A needed=(
   [protoc]="protobuf-compiler libprotobuf-dev"
   [openssl]=openssl
   [curl]=curl
+  [prometheus]=prometheus
   [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
+  [psql]=postgresql-client
 )
 missing=()
 for command in "${!needed[@]}"; do
@@ -19,6 +24,7 @@ done
 # protoc needs the well-known types too.
 [[ -f /usr/include/google/protobuf/struct.proto ]] || missing+=(libprotobuf-dev)
 if [[ ${#missing[@]} -gt 0 ]]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
