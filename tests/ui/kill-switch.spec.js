@@ -52,7 +52,7 @@ test.beforeAll(async ({ request }) => {
   await must(request, 'POST', `/flags/${SET}/${KEY}/environments/production/toggle`, { enabled: true }, 200);
 });
 
-test('an alert fires a binding made on the page, and a person restores the flag', async ({ page, request }) => {
+test('an alert fires a binding made on the page, and a person restores the flag', async ({ page, request }, testInfo) => {
   await expect.poll(async () => (await ofrep(request)).reason, { timeout: 15000 }).toBe('STATIC');
 
   await signInWithToken(page, undefined, '#/kill-switches');
@@ -103,6 +103,7 @@ test('an alert fires a binding made on the page, and a person restores the flag'
   await expect(panel.getByText('production: disable', { exact: true })).toBeVisible();
   await expect(panel.getByText(`binding ${BINDING}, alert CheckoutAvailabilityBurn`)).toBeVisible();
   await expect(panel.getByText('alert still firing')).toBeVisible();
+  await panel.screenshot({ path: testInfo.outputPath('active-kill.png') });
   await panel.getByRole('button', { name: 'Restore production' }).click();
   await confirm(page, 'Restore');
   await expect(page.getByText(`Restored ${KEY} in production.`)).toBeVisible();
