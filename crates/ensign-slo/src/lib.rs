@@ -11,7 +11,7 @@
 //! - [`status`]: an SLO's status (ok, warning, critical, exhausted, no-data)
 //!   from its error ratio per window, with the same thresholds as the alerts.
 //!
-//! See `docs/adr/0013-slo-specs-windows-and-status.md`.
+//! See `docs/adr/0011-slo-specs-windows-and-status.md`.
 
 pub mod rules;
 pub mod spec;

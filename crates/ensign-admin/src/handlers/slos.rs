@@ -9,7 +9,7 @@
 //! provider) misread non-2xx or non-JSON answers. Only an SLO that does not
 //! exist is a 404, so a misspelt name fails an analysis instead of passing
 //! it; that 404 (and any other error of the route) carries
-//! `"status": "unknown"` beside the usual error body. See ADR 0013.
+//! `"status": "unknown"` beside the usual error body. See ADR 0011.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
