@@ -124,22 +124,11 @@ impl Caller {
     }
 }
 
-/// Compares secrets without an early exit that would time the match.
-pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+pub(crate) use ensign_http::same_secret;
 
-/// The secret of an `Authorization: Bearer <secret>` header (scheme
-/// case-insensitive).
+/// The secret of an `Authorization: Bearer <secret>` header, when not empty.
 fn bearer(parts: &http::HeaderMap) -> Option<&str> {
-    let value = parts.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, secret) = value.trim().split_once(' ')?;
-    let secret = secret.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !secret.is_empty()).then_some(secret)
+    ensign_http::bearer(parts).filter(|secret| !secret.is_empty())
 }
 
 /// The value of the session cookie, from any `Cookie` header.
@@ -442,12 +431,5 @@ mod tests {
         assert_eq!(session_cookie(&headers), None);
         headers.append(header::COOKIE, "a=1;ensign_session=def".parse().unwrap());
         assert_eq!(session_cookie(&headers), Some("def"));
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "ab"));
     }
 }

@@ -7,6 +7,8 @@
 //! current response) and waits up to the drain timeout for in-flight requests.
 //! Long-lived streams must end themselves on the same token.
 
+mod credentials;
+
 use std::convert::Infallible;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+pub use credentials::{authorization, bearer, same_secret};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 /// HTTP/2 settings for a listener.

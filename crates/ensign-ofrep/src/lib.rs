@@ -115,35 +115,20 @@ impl IntoResponse for Failure {
     }
 }
 
-/// Compares secrets without an early exit that would time the match.
-fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The token of an `Authorization: Bearer <token>` value; the scheme is
-/// case-insensitive (RFC 9110 §11.1).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim_start().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token)
-}
-
 async fn authorize(State(state): State<OfrepState>, request: Request, next: Next) -> Response {
     let tokens = &state.config.tokens;
     if tokens.is_empty() {
         return next.run(request).await;
     }
     let headers = request.headers();
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
+    let presented = ensign_http::bearer(headers)
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match presented {
-        Some(token) if tokens.iter().any(|t| same_secret(t, token.trim())) => {
+        Some(token)
+            if tokens
+                .iter()
+                .any(|t| ensign_http::same_secret(t, token.trim())) =>
+        {
             next.run(request).await
         }
         _ => (

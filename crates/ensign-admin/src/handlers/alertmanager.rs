@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ensign_storage::{Alert, KillAction, StorageError};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 
 use super::Shared;
 use crate::auth::{Admin, same_secret};
@@ -43,9 +43,7 @@ const MAX_FINGERPRINT: usize = 128;
 
 /// The secret and, for Basic, the user name of an `Authorization` header.
 fn credentials(headers: &HeaderMap) -> Option<(Option<String>, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.trim().split_once(' ')?;
-    let rest = rest.trim();
+    let (scheme, rest) = ensign_http::authorization(headers)?;
     if scheme.eq_ignore_ascii_case("bearer") {
         return (!rest.is_empty()).then(|| (None, rest.to_owned()));
     }
@@ -347,6 +345,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use http::header;
 
     #[test]
     fn rfc3339_times() {

@@ -8,7 +8,7 @@ use rand::TryRngCore as _;
 use rand::rngs::OsRng;
 use serde_json::json;
 
-use super::tokens::{hash_secret, token_from_row};
+use super::tokens::{hash_secret, hex, token_from_row};
 use super::users::user_from_row;
 use super::{Write, get};
 use crate::error::{Result, StorageError, from_sqlx};
@@ -21,7 +21,7 @@ fn os_random_hex() -> Result<String> {
     OsRng
         .try_fill_bytes(&mut bytes)
         .map_err(|e| StorageError::Internal(sqlx::Error::Io(std::io::Error::other(e))))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&bytes))
 }
 
 /// The audit actor of a principal: `user:<name>`, `token:<name>` or
