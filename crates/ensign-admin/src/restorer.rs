@@ -28,9 +28,7 @@ pub async fn run_due_restores(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(RESTORE_INTERVAL) => {}
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = ensign_context::now_millis();
         let pass = tokio::time::timeout(PASS_TIMEOUT, storage.apply_due_restores(now));
         let results = tokio::select! {
             () = shutdown.cancelled() => return,

@@ -211,9 +211,7 @@ async fn reload(
     store.replace_group(DATABASE_SOURCE, sources);
     loaded.published = true;
     if let Some(change) = change {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = ensign_context::now_millis();
         let since = |at: i64| (now - at).max(0) as f64 / 1000.0;
         if change.committed_at > 0 {
             store

@@ -217,7 +217,7 @@ fn webhook_outcome(error: &ApiError) -> &'static str {
     responses((status = 200, description = "Every alert is recorded; what was done", body = WebhookAnswer),
         WriteErrors))]
 pub(crate) async fn webhook(state: Shared, headers: HeaderMap, body: Body) -> Response {
-    let received_at = unix_millis();
+    let received_at = ensign_context::now_millis();
     match receive(&state, &headers, body, received_at).await {
         Ok(actions) => {
             state.metrics.count_webhook_request("ok");
@@ -239,12 +239,6 @@ pub(crate) async fn webhook(state: Shared, headers: HeaderMap, body: Body) -> Re
             error.into_response()
         }
     }
-}
-
-fn unix_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn receive(

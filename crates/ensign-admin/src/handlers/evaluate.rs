@@ -11,8 +11,6 @@
 //!
 //! Both are reads: viewers may call them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use ensign_engine::document::{Limits, Severity, load_value};
 use ensign_engine::{Context, FlagState, Reason};
@@ -73,9 +71,7 @@ pub(crate) async fn evaluate(
             explanation: vec![ExplanationStep::Text(message)],
         }));
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = ensign_context::now();
     let context: Context = body.context;
     let (resolution, traces) = flag.explain(&context, now, &state.evaluation);
     let default = match flag.default_variant() {

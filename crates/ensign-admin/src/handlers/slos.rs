@@ -11,8 +11,6 @@
 //! it; that 404 (and any other error of the route) carries
 //! `"status": "unknown"` beside the usual error body. See ADR 0011.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -328,9 +326,7 @@ async fn assess(state: &Shared, name: &str) -> Result<SloStatus, ApiError> {
         return Err(ApiError::internal(&"an SLO spec without its SLO"));
     };
     let budget = slo.error_budget();
-    let checked_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let checked_at = ensign_context::now_millis();
     let (assessment, message) = match &state.slos.prometheus {
         None => (
             unreachable(budget),
