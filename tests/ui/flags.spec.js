@@ -43,7 +43,7 @@ test('filters by flag set, search, kind, owner, tag, stage and state; pages on t
   await expect(page.getByLabel('Search')).toBeFocused();
   await page.getByLabel('Search').fill('checkout');
   await expect.poll(() => keys(page)).toEqual(['checkout-redesign']);
-  expect(page.url()).toContain('q=checkout');
+  await expect.poll(() => page.url()).toContain('q=checkout');
   await page.getByLabel('Search').fill('');
   await page.getByLabel('Kind').selectOption('experiment');
   await expect.poll(() => keys(page)).toEqual(['search-ranking']);
@@ -97,7 +97,7 @@ test('creates a flag with the form; a refused key keeps the input and is explain
   await dialog.getByLabel('Key').fill('button-colour');
   await dialog.getByRole('button', { name: 'Create flag' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'button-colour' })).toBeVisible();
-  expect(page.url()).toContain(`#/flags/${SET}/button-colour`);
+  await expect.poll(() => page.url()).toContain(`#/flags/${SET}/button-colour`);
   const flag = await must(request, 'GET', `/flags/${SET}/button-colour`, undefined, 200);
   expect(flag).toMatchObject({
     owner: 'team-growth', tags: ['web', 'colour'], description: 'Button colour test', kind: 'release',

@@ -16,7 +16,7 @@ test('signs in with an API token and out again; the session ends on the server',
   // A page behind the sign-in goes back to it, remembering where it was going.
   await page.goto(`${ADMIN}/#/segments`);
   await expect(page.getByRole('heading', { level: 1, name: 'Sign in' })).toBeVisible();
-  expect(page.url()).toContain('next=');
+  await expect.poll(() => page.url()).toContain('next=');
 });
 
 test('signs in with a user account and acts as that user', async ({ page, request }) => {
