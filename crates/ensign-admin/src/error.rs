@@ -43,7 +43,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// 500: something failed inside; details are in the server log.
     Internal,
-    /// 503: the database cannot be reached; retry later.
+    /// 503: the database cannot be reached, or too many password sign-ins
+    /// are being checked; retry later.
     Unavailable,
 }
 

@@ -33,7 +33,7 @@ pub use queries::kill_switch::{
 pub use queries::sessions::actor_name;
 pub use queries::slos::StoredSlo;
 pub use queries::tokens::{NewToken, hash_secret};
-pub use queries::users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewUser};
+pub use queries::users::{MAX_PASSWORD_BYTES, MAX_USER_NAME_BYTES, MIN_PASSWORD_CHARS, NewUser};
 
 /// The PostgreSQL channel replicas listen on.
 pub const CHANGES_CHANNEL: &str = "ensign_changes";

@@ -18,6 +18,8 @@ use crate::{Storage, now_millis};
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// The longest password accepted, in bytes (hashing time grows with it).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest user name, in bytes.
+pub const MAX_USER_NAME_BYTES: usize = 64;
 
 /// Argon2id memory cost in KiB (19 MiB), iterations and lanes: the OWASP
 /// baseline for Argon2id.
@@ -94,7 +96,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 fn check_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_USER_NAME_BYTES
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
