@@ -233,6 +233,7 @@ impl From<StorageError> for ApiError {
                 ErrorCode::PreconditionFailed,
                 format!("{mismatch}; read it again and retry with its current ETag"),
             ),
+            shared @ StorageError::Shared(_) => ApiError::forbidden(shared.to_string()),
             StorageError::Invalid(problems) => ApiError::invalid(
                 problems
                     .into_iter()

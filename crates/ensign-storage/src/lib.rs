@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
+pub use queries::documents::ImportScope;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
 pub use queries::kill_switch::{
     ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
