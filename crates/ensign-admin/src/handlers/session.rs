@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 use super::Shared;
 use crate::auth::{Caller, CookieSession, SESSION_COOKIE, identify, same_secret};
 use crate::error::{ApiError, ErrorCode, WriteErrors};
-use crate::extract::parse_json;
+use crate::extract::{media_type, parse_json};
 use crate::wire::{LoginRequest, Session};
 
 /// How long a session lasts, whatever happens (12 hours), in milliseconds.
@@ -162,7 +162,13 @@ impl PasswordSignIns {
         if attempts.len() >= MAX_TRACKED_NAMES && !make_room(&mut attempts, now) {
             return Err(Refusal::Full);
         }
-        attempts.insert(name.to_owned(), Attempts { count: 1, last: now });
+        attempts.insert(
+            name.to_owned(),
+            Attempts {
+                count: 1,
+                last: now,
+            },
+        );
         Ok(())
     }
 
@@ -214,11 +220,7 @@ fn cookie(value: &str, max_age_seconds: i64) -> HeaderValue {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+    media_type(headers).as_deref() == Some("application/json")
 }
 
 /// The error of every failed sign-in.
@@ -243,9 +245,7 @@ async fn principal(state: &Shared, request: LoginRequest) -> Result<Principal, A
                 None => Err(rejected().await),
             }
         }
-        (None, Some(name), Some(password)) => {
-            password_principal(state, &name, &password).await
-        }
+        (None, Some(name), Some(password)) => password_principal(state, &name, &password).await,
         _ => Err(ApiError::invalid_at(
             "",
             "send either \"token\", or \"username\" and \"password\"",
