@@ -99,7 +99,11 @@ async fn sixty_wrong_passwords_at_once_hold_a_bounded_number_of_checks() {
         statuses.push(handle.await.unwrap().unwrap().status());
     }
     let peak = sampler.stop() - baseline;
-    eprintln!("peak {} MiB over baseline {} MiB", peak / (1024 * 1024), baseline / (1024 * 1024));
+    eprintln!(
+        "peak {} MiB over baseline {} MiB",
+        peak / (1024 * 1024),
+        baseline / (1024 * 1024)
+    );
 
     assert!(
         statuses
