@@ -15,8 +15,10 @@
 //!   so attempts sent at once count too: after [`LOCKOUT_AFTER`] attempts in a
 //!   row without a success the name is refused (429) for [`LOCKOUT`];
 //! - at most [`CONCURRENT_PASSWORD_CHECKS`] Argon2id checks (19 MiB each) run
-//!   at once; a sign-in waits up to [`CHECK_WAIT`] for one, then is refused
-//!   with 503 and `Retry-After` (the server is busy, whoever asks);
+//!   at once (a check keeps its place until its hash ends, even when its
+//!   request is abandoned); a sign-in waits up to [`CHECK_WAIT`] for one,
+//!   then is refused with 503 and `Retry-After` (the server is busy, whoever
+//!   asks);
 //! - at most [`MAX_TRACKED_NAMES`] names are remembered: when full, forgotten
 //!   are first the names whose failures expired, then the oldest names that
 //!   are not locked out. Locked-out names are never forgotten before their
@@ -24,7 +26,7 @@
 //!   every remembered name is locked out, new names are refused with 503.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -128,14 +130,14 @@ impl From<Refusal> for ApiError {
 #[derive(Debug)]
 pub(crate) struct PasswordSignIns {
     attempts: Mutex<HashMap<String, Attempts>>,
-    checks: Semaphore,
+    checks: Arc<Semaphore>,
 }
 
 impl Default for PasswordSignIns {
     fn default() -> Self {
         PasswordSignIns {
             attempts: Mutex::default(),
-            checks: Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
+            checks: Arc::new(Semaphore::new(CONCURRENT_PASSWORD_CHECKS)),
         }
     }
 }
@@ -267,19 +269,22 @@ async fn password_principal(
     }
     let guard = &state.password_sign_ins;
     guard.attempt(name, Instant::now())?;
-    let user = {
-        let _check = tokio::time::timeout(CHECK_WAIT, guard.checks.acquire())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "too many sign-ins are being checked at once; retry in a few seconds",
-                )
-            })?;
-        state.storage.verify_password(name, password).await?
-    };
+    let check = tokio::time::timeout(CHECK_WAIT, Arc::clone(&guard.checks).acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "too many sign-ins are being checked at once; retry in a few seconds",
+            )
+        })?;
+    // The check keeps its permit until its hash ends, even if this request
+    // is abandoned before.
+    let user = state
+        .storage
+        .verify_password_holding(name, password, check)
+        .await?;
     match user {
         Some(user) => {
             guard.succeeded(name);

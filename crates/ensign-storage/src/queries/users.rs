@@ -233,6 +233,19 @@ impl Storage {
     /// The user named `name` if `password` is theirs. An unknown name costs
     /// the same hashing work as a wrong password and gives the same answer.
     pub async fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
+        self.verify_password_holding(name, password, ()).await
+    }
+
+    /// [`Storage::verify_password`], keeping `held` (a permit that bounds the
+    /// checks running at once) until the hashing is done: the hash runs on a
+    /// blocking thread to its end even when this future is dropped first
+    /// (the caller went away), and its memory must stay counted until then.
+    pub async fn verify_password_holding<H: Send + 'static>(
+        &self,
+        name: &str,
+        password: &str,
+        held: H,
+    ) -> Result<Option<User>> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
@@ -251,7 +264,12 @@ impl Storage {
             None => (None, decoy_hash().to_owned()),
         };
         let password = password.to_owned();
-        let matches = blocking(move || password_matches(&password, &stored)).await?;
+        let matches = blocking(move || {
+            let matches = password_matches(&password, &stored);
+            drop(held);
+            matches
+        })
+        .await?;
         Ok(user.filter(|_| matches))
     }
 }
