@@ -22,15 +22,18 @@
 //!
 //! | role   | may                                                            |
 //! |--------|----------------------------------------------------------------|
-//! | viewer | read everything but tokens and users; evaluate and validate    |
+//! | viewer | read everything but tokens, users, receivers (and their audit entries); evaluate, validate |
 //! | editor | also write flags, segments, flag sets, import                  |
 //! | admin  | also write environments, tokens and users, and read them       |
 //!
 //! A caller limited to environments may only make per-environment changes
 //! (configure, toggle, copy into, import into, rename) in those environments;
 //! changes that reach every environment (creating, patching, archiving or
-//! deleting flags, flag sets, segments, environments, tokens, users) are
-//! refused. The only way a handler gets the [`Actor`] its write needs is
+//! deleting flags, flag sets, segments, environments, tokens, users; an
+//! import that would change any of them or a flag's metadata) are refused.
+//! A kill-switch binding is changed only when every environment of its
+//! stored and its new targets is the caller's, and an Alertmanager receiver
+//! it creates must be limited to some of its environments. The only way a handler gets the [`Actor`] its write needs is
 //! through [`Writer::everywhere`] or [`Writer::in_environment`], so no write
 //! can skip the scope check. Refusals are 403.
 //!

@@ -43,7 +43,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// 500: something failed inside; details are in the server log.
     Internal,
-    /// 503: the database cannot be reached; retry later.
+    /// 503: the database cannot be reached, or too many password sign-ins
+    /// are being checked; retry later.
     Unavailable,
 }
 
@@ -232,6 +233,7 @@ impl From<StorageError> for ApiError {
                 ErrorCode::PreconditionFailed,
                 format!("{mismatch}; read it again and retry with its current ETag"),
             ),
+            shared @ StorageError::Shared(_) => ApiError::forbidden(shared.to_string()),
             StorageError::Invalid(problems) => ApiError::invalid(
                 problems
                     .into_iter()

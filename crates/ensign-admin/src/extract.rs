@@ -7,7 +7,8 @@
 //! - [`Params`]: query parameters (400 when they do not parse);
 //! - [`PathParams`]: percent-decoded path segments (400 when not UTF-8);
 //! - [`IfMatch`]: `If-Match: "<version>"` (400 when malformed);
-//! - [`tagged`] / [`created`]: JSON answers with `ETag: "<version>"`.
+//! - [`tagged`] / [`created`]: JSON answers with `ETag: "<version>"`;
+//! - [`media_type`]: the body's `Content-Type` without its parameters.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +19,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
+
+/// The media type of a request body: its `Content-Type` without parameters,
+/// in lowercase (`application/json`), if it has one.
+pub(crate) fn media_type(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase())
+}
 
 /// A JSON request body deserialized into `T`.
 #[derive(Debug)]

@@ -47,7 +47,7 @@ use ensign_storage::Storage;
 
 pub use auth::{COMMENT_HEADER, CSRF_HEADER, SESSION_COOKIE};
 pub use handlers::alertmanager::MAX_WEBHOOK_BODY;
-pub use handlers::session::{MAX_LOGIN_BODY, SESSION_LIFETIME_MS};
+pub use handlers::session::{CONCURRENT_PASSWORD_CHECKS, MAX_LOGIN_BODY, SESSION_LIFETIME_MS};
 pub use restorer::{RESTORE_INTERVAL, run_due_restores};
 pub use routes::{openapi, router};
 pub use slos::{FileSlo, SloSettings};
@@ -75,8 +75,9 @@ pub struct AdminState {
     pub slos: Arc<SloSettings>,
     /// How flags are evaluated for `.../evaluate` (the server's `--fractional`).
     pub evaluation: EvaluationOptions,
-    /// Failed password sign-ins per name (for the sign-in lockout).
-    login_failures: Arc<handlers::session::LoginFailures>,
+    /// Password sign-in attempts per name (for the lockout) and the password
+    /// checks running now.
+    password_sign_ins: Arc<handlers::session::PasswordSignIns>,
 }
 
 impl AdminState {
@@ -92,7 +93,7 @@ impl AdminState {
             metrics: Arc::new(Metrics::new()),
             slos: Arc::default(),
             evaluation: EvaluationOptions::default(),
-            login_failures: Arc::default(),
+            password_sign_ins: Arc::default(),
         }
     }
 

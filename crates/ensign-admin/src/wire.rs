@@ -1096,7 +1096,8 @@ pub struct AuditPage {
 #[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct AuditQuery {
     /// Only this resource type (`flag`, `segment`, `flag_set`, `environment`,
-    /// `token`, `user`, `session`).
+    /// `kill_switch`, `slo`; for admins also `token`, `user`, `session`,
+    /// `alertmanager_receiver`, whose entries others never see).
     pub resource_type: Option<String>,
     /// Only this resource (`set/key` for flags and segments).
     pub resource_key: Option<String>,

@@ -467,6 +467,84 @@ async fn environment_limited_tokens_write_only_their_environments() {
 }
 
 #[tokio::test]
+async fn environment_limited_imports_cannot_change_what_every_environment_shares() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag(
+        "web",
+        "banner",
+        json!({"owner": "growth", "metadata": {"owner": "growth", "ticket": "WEB-1"}}),
+    )
+    .await;
+    let staging = api.token("stage", "editor", Some(vec!["staging"])).await;
+    let stored = api.get("/flags/web/banner").await.body;
+    let production = api
+        .get("/export?environment=production&flagSet=web")
+        .await
+        .body;
+    let export = api
+        .get("/export?environment=staging&flagSet=web")
+        .await
+        .body;
+    let import = |document: Value| {
+        api.call(Method::POST, "/import?environment=staging&flagSet=web")
+            .token(&staging)
+            .json(document)
+            .send()
+    };
+
+    // New flag metadata (what production serves too) and a new segment:
+    // 403 naming both, and nothing changes anywhere.
+    let mut shared = export.clone();
+    shared["flags"]["banner"]["metadata"] = json!({"owner": "mallory"});
+    shared["$evaluators"] = json!({"everyone": {"==": [1, 1]}});
+    let reply = import(shared).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("metadata of flag \"web/banner\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("segment \"web/everyone\" (new)"),
+        "{message}"
+    );
+    assert_eq!(api.get("/flags/web/banner").await.body, stored);
+    assert_eq!(
+        api.get("/export?environment=production&flagSet=web")
+            .await
+            .body,
+        production
+    );
+    let segment = api.get("/flag-sets/web/segments/everyone").await;
+    assert_eq!(segment.status, StatusCode::NOT_FOUND);
+    // Leaving the metadata out would wipe it: refused as well.
+    let mut wiped = export.clone();
+    wiped["flags"]["banner"]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
+    let reply = import(wiped).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
+    assert_eq!(api.get("/flags/web/banner").await.body, stored);
+
+    // Only staging's configuration changes: allowed.
+    let mut staging_only = export.clone();
+    staging_only["flags"]["banner"]["state"] = json!("ENABLED");
+    let reply = import(staging_only).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let after = api.get("/flags/web/banner").await.body;
+    assert_eq!(after["environments"]["staging"]["state"], "ENABLED");
+    assert_eq!(after["metadata"], stored["metadata"]);
+    assert_eq!(
+        api.get("/export?environment=production&flagSet=web")
+            .await
+            .body,
+        production
+    );
+}
+
+#[tokio::test]
 async fn resources_are_created_read_updated_and_deleted() {
     let api = Api::new().await;
 
@@ -1420,6 +1498,70 @@ async fn every_write_is_audited_with_actor_diff_and_comment() {
 }
 
 #[tokio::test]
+async fn only_admins_read_audit_entries_of_tokens_users_sessions_and_receivers() {
+    let api = Api::new().await;
+    let viewer = api.token("victor", "viewer", None).await;
+    let editor = api.token("edith", "editor", None).await;
+    let admin = api.token("ada", "admin", None).await;
+    api.flag_set("web").await;
+    let password = "correct horse battery staple";
+    create_user(&api, "alice", "editor", password).await;
+    sign_in(&api, json!({"username": "alice", "password": password})).await;
+    let receiver = api
+        .post(
+            "/integrations/alertmanager/receivers",
+            json!({"name": "am"}),
+        )
+        .await;
+    assert_eq!(receiver.status, StatusCode::CREATED, "{}", receiver.body);
+    api.flag("web", "banner", json!({})).await;
+    let hidden = ["token", "user", "session", "alertmanager_receiver"];
+
+    let audit = |secret: String, query: String| {
+        let call = api
+            .call(Method::GET, &format!("/audit{query}"))
+            .token(&secret);
+        async move {
+            let reply = call.send().await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            reply
+        }
+    };
+    let types = |reply: &Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resourceType"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for secret in [&viewer, &editor] {
+        for resource_type in hidden {
+            let reply = audit(secret.clone(), format!("?resourceType={resource_type}")).await;
+            assert_eq!(reply.body["items"], json!([]), "{resource_type}");
+        }
+        // Left out by the query: a page is full of what the caller may see
+        // (the newest two entries they may read are the flag and the flag
+        // set, though tokens, a user, a session and a receiver came between).
+        let page = audit(secret.clone(), "?limit=2".to_owned()).await;
+        assert_eq!(types(&page), ["flag", "flag_set"]);
+        let rest = audit(
+            secret.clone(),
+            format!("?before={}", page.body["nextBefore"]),
+        )
+        .await;
+        assert_eq!(types(&rest), Vec::<String>::new());
+    }
+    for resource_type in hidden {
+        let reply = audit(admin.clone(), format!("?resourceType={resource_type}")).await;
+        assert!(
+            !reply.body["items"].as_array().unwrap().is_empty(),
+            "{resource_type}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_route() {
     let api = Api::new().await;
     let reply = api.call(Method::GET, "/openapi.json").send().await;
@@ -1964,6 +2106,58 @@ async fn sign_in_with_a_password() {
     );
     assert!(everything.contains("alice"));
     assert!(!everything.contains("horse"), "{everything}");
+}
+
+/// Failed password sign-ins before a name is locked out (the handler's
+/// `LOCKOUT_AFTER`).
+const LOCKOUT_AFTER: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_passwords_sent_at_once_all_count_toward_the_lockout() {
+    let api = Api::new().await;
+    let password = "correct horse battery staple";
+    create_user(&api, "alice", "editor", password).await;
+    // Three times the lockout's worth of wrong passwords, all at once: each
+    // counts when it starts, so only the first LOCKOUT_AFTER are checked at
+    // all (401, or 503 when no check was free in time) and the rest are 429.
+    let attempts = 3 * LOCKOUT_AFTER;
+    let racers = (0..attempts).map(|i| {
+        api.call(Method::POST, "/session")
+            .json(json!({"username": "alice", "password": format!("wrong password {i:03}")}))
+            .send()
+    });
+    let replies = futures_join_all(racers).await;
+    let locked = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    for reply in &replies {
+        assert!(
+            [
+                StatusCode::UNAUTHORIZED,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(&reply.status),
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+    }
+    assert_eq!(locked, attempts - LOCKOUT_AFTER);
+    // The name is locked: even the right password is refused now.
+    let reply = api
+        .call(Method::POST, "/session")
+        .json(json!({"username": "alice", "password": password}))
+        .send()
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.error_code(), "too_many_requests");
 }
 
 #[tokio::test]

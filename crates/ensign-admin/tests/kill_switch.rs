@@ -146,6 +146,23 @@ impl Server {
         .await
     }
 
+    /// The secret of a new token with `role` limited to `staging`.
+    async fn staging_token(&self, name: &str, role: &str) -> String {
+        let (_, secret) = self
+            .storage
+            .create_token(
+                &ensign_storage::model::Actor::new("test"),
+                ensign_storage::NewToken {
+                    name: name.to_owned(),
+                    role: ensign_storage::model::Role::parse(role).unwrap(),
+                    environments: Some(vec!["staging".to_owned()]),
+                },
+            )
+            .await
+            .unwrap();
+        secret
+    }
+
     async fn config(&self, environment: &str) -> Value {
         let flag = self
             .send(
@@ -389,6 +406,104 @@ async fn receiver_secrets_work_by_bearer_and_basic_until_deleted() {
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(server.receipts().await, 3);
+}
+
+#[tokio::test]
+async fn a_staging_receiver_kills_nothing_in_production() {
+    let server = Server::start().await;
+    let receivers = "/api/v1/integrations/alertmanager/receivers";
+    // An admin limited to staging may create receivers limited to staging
+    // only.
+    let local_admin = server.bearer(&server.staging_token("stage-admin", "admin").await);
+    for environments in [
+        None,
+        Some(json!(["production"])),
+        Some(json!(["staging", "production"])),
+    ] {
+        let mut body = json!({"name": "staging-am"});
+        if let Some(environments) = environments {
+            body["environments"] = environments;
+        }
+        let refused = server
+            .send(Method::POST, receivers, &local_admin, Some(body))
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    }
+    let created = server
+        .send(
+            Method::POST,
+            receivers,
+            &local_admin,
+            Some(json!({"name": "staging-am", "environments": ["staging"]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["receiver"]["environments"], json!(["staging"]));
+    let secret = created.body["secret"].as_str().unwrap().to_owned();
+    let listed = server
+        .send(Method::GET, receivers, &server.bearer(BOOTSTRAP), None)
+        .await;
+    assert_eq!(listed.body[0]["environments"], json!(["staging"]));
+    let empty = server
+        .send(
+            Method::POST,
+            receivers,
+            &server.bearer(BOOTSTRAP),
+            Some(json!({"name": "nowhere", "environments": []})),
+        )
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        empty.body
+    );
+
+    // Its alert names production: acknowledged, out of scope, nothing killed.
+    let production = server.config("production").await;
+    let labels =
+        json!({"alertname": "Burn", "ensign_flag": "checkout", "ensign_environment": "production"});
+    let answer = server
+        .send(
+            Method::POST,
+            WEBHOOK,
+            &server.basic("staging-am", &secret),
+            Some(notification("firing", "fp-prod", labels)),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["actions"][0]["outcome"], "out_of_scope");
+    assert_eq!(answer.body["actions"][0]["environment"], "production");
+    assert!(
+        answer.body["actions"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was done")
+    );
+    assert_eq!(server.config("production").await, production);
+    assert_eq!(
+        server
+            .metric(r#"ensign_killswitch_actions_total{action="disable",outcome="out_of_scope"}"#),
+        1.0
+    );
+    // The same alert for staging acts.
+    let labels =
+        json!({"alertname": "Burn", "ensign_flag": "checkout", "ensign_environment": "staging"});
+    let answer = server
+        .send(
+            Method::POST,
+            WEBHOOK,
+            &server.bearer(&secret),
+            Some(notification("firing", "fp-staging", labels)),
+        )
+        .await;
+    assert_eq!(
+        answer.body["actions"][0]["outcome"], "applied",
+        "{}",
+        answer.body
+    );
+    assert_eq!(server.config("staging").await["state"], "DISABLED");
+    assert_eq!(server.config("production").await, production);
 }
 
 #[tokio::test]
@@ -649,18 +764,7 @@ async fn bindings_have_etags_and_422s() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
     // Environment-limited editors may only bind flags in their environments.
-    let (_, staging) = server
-        .storage
-        .create_token(
-            &ensign_storage::model::Actor::new("test"),
-            ensign_storage::NewToken {
-                name: "staging-editor".to_owned(),
-                role: ensign_storage::model::Role::Editor,
-                environments: Some(vec!["staging".to_owned()]),
-            },
-        )
-        .await
-        .unwrap();
+    let staging = server.staging_token("staging-editor", "editor").await;
     let refused = server
         .send(
             Method::POST,
@@ -670,6 +774,105 @@ async fn bindings_have_etags_and_422s() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_limited_editor_cannot_replace_or_delete_another_environments_binding() {
+    let server = Server::start().await;
+    let admin = server.bearer(BOOTSTRAP);
+    let created = server
+        .send(
+            Method::POST,
+            "/api/v1/kill-switches",
+            &admin,
+            Some(binding("checkout", "disable", "keep", false)),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let staging = server.bearer(&server.staging_token("staging-editor", "editor").await);
+
+    // Replacing the production binding with a staging one (its target,
+    // matchers and dry run) is refused, with or without If-Match.
+    let mut replacement = binding("checkout", "disable", "keep", true);
+    replacement["targets"][0]["environment"] = json!("staging");
+    replacement["matchers"] = json!({"slo": "anything"});
+    for if_match in [None, Some(created.headers["etag"].to_str().unwrap())] {
+        let mut headers = staging.clone();
+        headers.extend(if_match.map(|tag| ("if-match".to_owned(), tag.to_owned())));
+        let refused = server
+            .send(
+                Method::PUT,
+                "/api/v1/kill-switches/checkout",
+                &headers,
+                Some(replacement.clone()),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+        assert!(
+            refused.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("\"production\""),
+            "{}",
+            refused.body
+        );
+    }
+    let refused = server
+        .send(
+            Method::DELETE,
+            "/api/v1/kill-switches/checkout",
+            &staging,
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let stored = server
+        .send(Method::GET, "/api/v1/kill-switches/checkout", &admin, None)
+        .await;
+    assert_eq!(stored.body, created.body, "the binding is unchanged");
+
+    // A staging binding is the staging editor's to replace and delete.
+    let mut staging_binding = binding("staging-checkout", "disable", "keep", false);
+    staging_binding["targets"][0]["environment"] = json!("staging");
+    let created = server
+        .send(
+            Method::POST,
+            "/api/v1/kill-switches",
+            &staging,
+            Some(staging_binding),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    replacement["name"] = json!("staging-checkout");
+    let replaced = server
+        .send(
+            Method::PUT,
+            "/api/v1/kill-switches/staging-checkout",
+            &staging,
+            Some(replacement),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["dryRun"], true);
+    // ... but not into production.
+    let refused = server
+        .send(
+            Method::PUT,
+            "/api/v1/kill-switches/staging-checkout",
+            &staging,
+            Some(binding("staging-checkout", "disable", "keep", false)),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let deleted = server
+        .send(
+            Method::DELETE,
+            "/api/v1/kill-switches/staging-checkout",
+            &staging,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
 }
 
 #[tokio::test]

@@ -81,12 +81,27 @@ impl Api {
     }
 
     async fn send(&self, method: Method, path: &str, body: &str, if_match: Option<&str>) -> Reply {
+        self.send_typed(method, path, body, if_match, None).await
+    }
+
+    /// Sends `body` with `content_type`, if any.
+    async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        body: &str,
+        if_match: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Reply {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"))
             .header("authorization", format!("Bearer {TOKEN}"));
         if let Some(etag) = if_match {
             request = request.header("if-match", etag);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
         }
         let request = request.body(Body::from(body.to_owned())).unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
@@ -290,6 +305,56 @@ async fn invalid_specs_are_422_with_pointers_and_write_nothing() {
     assert_eq!(reply.body["error"]["problems"][0]["path"], "");
 
     assert_eq!(api.get("/slos").await.body.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn json_bodies_are_read_as_json_surrogate_pair_escapes_included() {
+    let api = Api::new(None).await;
+    // What Python's json.dumps writes for "Search 😀": YAML refuses the
+    // escaped surrogate pair, JSON reads it as one character.
+    let spec = |objective: f64| {
+        format!(
+            r#"{{"version": "prometheus/v1", "service": "search", "slos": [{{"name": "availability",
+            "objective": {objective}, "description": "Search \ud83d\ude00",
+            "sli": {{"raw": {{"error_ratio_query": "x[{{{{.window}}}}]"}}}},
+            "alerting": {{"name": "SearchAvailability"}}}}]}}"#
+        )
+    };
+    let created = api
+        .send_typed(
+            Method::PUT,
+            "/slos/search-availability",
+            &spec(99.5),
+            None,
+            Some("application/json; charset=utf-8"),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["description"], "Search \u{1F600}");
+    // Without a Content-Type a body starting with `{` is JSON too.
+    let replaced = api
+        .send(
+            Method::PUT,
+            "/slos/search-availability",
+            &spec(99.0),
+            Some("\"1\""),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["description"], "Search \u{1F600}");
+    // YAML sent as YAML is still YAML, flow mappings included.
+    let yaml = search_spec(98.0);
+    let replaced = api
+        .send_typed(
+            Method::PUT,
+            "/slos/search-availability",
+            &yaml,
+            Some("\"2\""),
+            Some("application/yaml"),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    assert_eq!(replaced.body["objective"], 98.0);
 }
 
 async fn status(api: &Api, name: &str) -> Reply {

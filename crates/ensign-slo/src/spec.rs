@@ -175,13 +175,20 @@ fn error(path: &str, message: impl Into<String>) -> Problem {
     }
 }
 
-/// Parses and validates a spec written in YAML or JSON.
+/// Parses and validates a spec written in YAML (or JSON that YAML reads).
 pub fn parse(text: &str) -> Result<Spec, SpecError> {
+    parse_as(text, Format::Yaml)
+}
+
+/// Parses and validates a spec written in `format`. JSON must be read as
+/// JSON: YAML refuses some valid JSON, such as the `\uD83D\uDE00`
+/// surrogate-pair escapes JSON writers use for characters beyond the BMP.
+pub fn parse_as(text: &str, format: Format) -> Result<Spec, SpecError> {
     let limits = Limits {
         max_document_bytes: MAX_SPEC_BYTES,
         max_depth: MAX_DEPTH,
     };
-    let value = document::parse(text, Format::Yaml, &limits).map_err(SpecError::whole)?;
+    let value = document::parse(text, format, &limits).map_err(SpecError::whole)?;
     from_value(&value)
 }
 

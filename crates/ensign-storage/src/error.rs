@@ -23,6 +23,10 @@ pub enum StorageError {
         /// The version the caller expected.
         expected: i64,
     },
+    /// The change would reach what every environment shares (each item
+    /// named), and it was allowed to change one environment only.
+    #[error("this change may only reach one environment, but would change what every environment shares: {}", .0.join(", "))]
+    Shared(Vec<String>),
     /// The input is invalid; every problem with its JSON Pointer.
     #[error("invalid input: {}", .0.iter().map(|p| format!("{} {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),

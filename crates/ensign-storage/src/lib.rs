@@ -25,6 +25,7 @@ use tokio::sync::broadcast;
 
 pub use error::{Result, StorageError};
 pub use queries::audit::AuditFilter;
+pub use queries::documents::ImportScope;
 pub use queries::flags::{FlagFilter, FlagPatch, NewFlag, Page};
 pub use queries::kill_switch::{
     ALERTMANAGER_ACTOR, ActionOutcome, Alert, AlertAction, AlertStatus, AlertmanagerReceiver,
@@ -33,7 +34,7 @@ pub use queries::kill_switch::{
 pub use queries::sessions::actor_name;
 pub use queries::slos::StoredSlo;
 pub use queries::tokens::{NewToken, hash_secret};
-pub use queries::users::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, NewUser};
+pub use queries::users::{MAX_PASSWORD_BYTES, MAX_USER_NAME_BYTES, MIN_PASSWORD_CHARS, NewUser};
 
 /// The PostgreSQL channel replicas listen on.
 pub const CHANGES_CHANNEL: &str = "ensign_changes";

@@ -174,10 +174,13 @@ pub struct Token {
 impl Token {
     /// Whether the token may write in `environment`.
     pub fn covers(&self, environment: &str) -> bool {
-        self.environments
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|e| e == environment))
+        covers(self.environments.as_deref(), environment)
     }
+}
+
+/// Whether a limit to `environments` (`None`: all) includes `environment`.
+pub fn covers(environments: Option<&[String]>, environment: &str) -> bool {
+    environments.is_none_or(|list| list.iter().any(|e| e == environment))
 }
 
 /// Who made a change.

@@ -50,6 +50,7 @@ macro_rules! suite {
 suite! {
     bindings_are_versioned_and_validated,
     receiver_secrets_are_stored_hashed,
+    receivers_limited_to_environments_act_only_there,
     a_labelled_alert_disables_once_with_audit_and_notification,
     resolved_with_restore_puts_the_flag_back_after_the_cooldown,
     a_human_change_after_the_kill_is_not_overwritten,
@@ -294,10 +295,11 @@ async fn bindings_are_versioned_and_validated(db: &TestDb) {
 async fn receiver_secrets_are_stored_hashed(db: &TestDb) {
     let s = &db.storage;
     let (receiver, secret) = s
-        .create_alertmanager_receiver(&alice(), "prod-am")
+        .create_alertmanager_receiver(&alice(), "prod-am", None)
         .await
         .unwrap();
     assert_eq!(receiver.name, "prod-am");
+    assert_eq!(receiver.environments, None);
     let stored: String = sqlx::query("SELECT secret_hash FROM alertmanager_receivers")
         .fetch_one(s.pool())
         .await
@@ -314,7 +316,7 @@ async fn receiver_secrets_are_stored_hashed(db: &TestDb) {
     // A receiver secret is not an API token, and the other way round.
     assert_eq!(s.verify_token(&secret).await.unwrap(), None);
     assert!(matches!(
-        s.create_alertmanager_receiver(&alice(), "a:b").await,
+        s.create_alertmanager_receiver(&alice(), "a:b", None).await,
         Err(StorageError::Invalid(_))
     ));
     assert_eq!(s.alertmanager_receivers().await.unwrap(), vec![receiver]);
@@ -326,6 +328,142 @@ async fn receiver_secrets_are_stored_hashed(db: &TestDb) {
         s.delete_alertmanager_receiver(&alice(), "prod-am").await,
         Err(StorageError::NotFound(_))
     ));
+}
+
+async fn receivers_limited_to_environments_act_only_there(db: &TestDb) {
+    let s = &db.storage;
+    rollout_flag(s, "shop", "checkout").await;
+    let staging_only = vec!["staging".to_owned()];
+    let (receiver, secret) = s
+        .create_alertmanager_receiver(&alice(), "staging-am", Some(staging_only.clone()))
+        .await
+        .unwrap();
+    assert_eq!(receiver.environments, Some(staging_only.clone()));
+    assert_eq!(
+        s.verify_alertmanager_receiver(&secret).await.unwrap(),
+        Some(receiver.clone())
+    );
+    assert_eq!(s.alertmanager_receivers().await.unwrap(), vec![receiver]);
+    for (environments, path) in [
+        (vec![], "/environments"),
+        (vec!["qa".to_owned()], "/environments/0"),
+    ] {
+        let refused = s
+            .create_alertmanager_receiver(&alice(), "other", Some(environments))
+            .await
+            .unwrap_err();
+        assert_eq!(problem_paths(refused), [path]);
+    }
+
+    // An alert naming production, and a binding acting in production and
+    // staging: only staging is acted on; production is answered out of
+    // scope, audited, and left alone.
+    let production = config_of(s, "shop", "checkout", "production").await;
+    s.create_kill_switch_binding(
+        &alice(),
+        binding(
+            "checkout",
+            vec![
+                target("checkout", "production", "disable"),
+                target("checkout", "staging", "disable"),
+            ],
+            OnResolved::Restore,
+        ),
+    )
+    .await
+    .unwrap();
+    let mut pairs = SLO_PAGE.to_vec();
+    pairs.extend([
+        ("ensign_flag", "checkout"),
+        ("ensign_environment", "production"),
+    ]);
+    let firing = alert("fp", AlertStatus::Firing, 1, &pairs);
+    let actions = s
+        .receive_alert_within(&firing, "production", Some(&staging_only))
+        .await
+        .unwrap();
+    let outcomes: Vec<(Option<&str>, ActionOutcome)> = actions
+        .iter()
+        .map(|a| (a.environment.as_deref(), a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Some("production"), ActionOutcome::OutOfScope),
+            (Some("production"), ActionOutcome::OutOfScope),
+            (Some("staging"), ActionOutcome::Applied),
+        ]
+    );
+    assert!(
+        actions[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("\"production\"")
+    );
+    assert!(same(
+        &config_of(s, "shop", "checkout", "production").await,
+        &production
+    ));
+    assert_eq!(
+        config_of(s, "shop", "checkout", "staging").await.state,
+        "DISABLED"
+    );
+    let refusals = s
+        .audit_log(
+            &AuditFilter {
+                environment: Some("production".to_owned()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refusals.len(), 2);
+    assert!(
+        refusals
+            .iter()
+            .all(|e| e.action == "kill_switch.out_of_scope"
+                && e.actor == ALERTMANAGER_ACTOR
+                && e.resource_key == "shop/checkout")
+    );
+
+    // A production kill by the shared token cannot be resolved (and so
+    // restored) by the staging receiver.
+    let shared = alert("prod-fp", AlertStatus::Firing, 2, SLO_PAGE);
+    s.receive_alert(&shared, "production").await.unwrap();
+    assert_eq!(
+        config_of(s, "shop", "checkout", "production").await.state,
+        "DISABLED"
+    );
+    let resolved = alert("prod-fp", AlertStatus::Resolved, 2, SLO_PAGE);
+    let actions = s
+        .receive_alert_within(&resolved, "production", Some(&staging_only))
+        .await
+        .unwrap();
+    let outcomes: Vec<(Option<&str>, ActionOutcome)> = actions
+        .iter()
+        .map(|a| (a.environment.as_deref(), a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (Some("production"), ActionOutcome::OutOfScope),
+            (Some("staging"), ActionOutcome::RestoreScheduled),
+        ]
+    );
+    let production_records: Vec<_> = s
+        .kill_records("shop", "checkout")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.environment == "production")
+        .collect();
+    assert!(
+        production_records
+            .iter()
+            .all(|r| r.resolved_at.is_none() && r.restore_due_at.is_none())
+    );
 }
 
 async fn a_labelled_alert_disables_once_with_audit_and_notification(db: &TestDb) {

@@ -20,8 +20,8 @@ use ensign_storage::model::{
     Actor, Environment, Flag, FlagConfig, FlagKind, FlagSet, FlagStage, Role, Segment,
 };
 use ensign_storage::{
-    AuditFilter, Backend, CHANGES_CHANNEL, Change, FlagFilter, FlagPatch, NewFlag, NewToken,
-    Storage, StorageError,
+    AuditFilter, Backend, CHANGES_CHANNEL, Change, FlagFilter, FlagPatch, ImportScope, NewFlag,
+    NewToken, Storage, StorageError,
 };
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
@@ -77,6 +77,7 @@ suite! {
         concurrent_editors,
         archived_flags_are_not_served,
         export_import_round_trip,
+        one_environment_imports_change_only_configurations,
         tokens,
         audit_log,
         local_changes,
@@ -88,6 +89,9 @@ suite! {
 
 // ---------------------------------------------------------------------------
 // Helpers
+
+/// An import that may change everything.
+const ALL: ImportScope = ImportScope::AllEnvironments;
 
 fn who(name: &str) -> Actor {
     Actor::new(format!("user:{name}"))
@@ -2103,7 +2107,7 @@ async fn export_import_round_trip(db: &TestDb) {
 
     // Into a new flag set, another environment.
     let mut imported = s
-        .import(&alice, "staging", "mobile", &original)
+        .import(&alice, "staging", "mobile", &original, ALL)
         .await
         .unwrap();
     imported.sort();
@@ -2142,7 +2146,7 @@ async fn export_import_round_trip(db: &TestDb) {
     }
 
     // Importing again replaces configurations and changes nothing served.
-    s.import(&alice, "staging", "mobile", &original)
+    s.import(&alice, "staging", "mobile", &original, ALL)
         .await
         .unwrap();
     assert_same_evaluations(
@@ -2152,7 +2156,7 @@ async fn export_import_round_trip(db: &TestDb) {
     );
 
     // Into the existing flag set, another environment of it.
-    s.import(&alice, "development", "web", &original)
+    s.import(&alice, "development", "web", &original, ALL)
         .await
         .unwrap();
     let development = s.export("development", "web").await.unwrap();
@@ -2172,11 +2176,102 @@ async fn export_import_round_trip(db: &TestDb) {
         "bad": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "b"}
     }});
     assert_eq!(
-        problem_paths(s.import(&alice, "production", "ghost", &invalid).await),
+        problem_paths(s.import(&alice, "production", "ghost", &invalid, ALL).await),
         ["/flags/bad/defaultVariant"]
     );
     assert_not_found(s.flag_set("ghost").await);
-    assert_not_found(s.import(&alice, "qa", "web", &original).await);
+    assert_not_found(s.import(&alice, "qa", "web", &original, ALL).await);
+}
+
+async fn one_environment_imports_change_only_configurations(db: &TestDb) {
+    let s = &db.storage;
+    let alice = who("alice");
+    let one = ImportScope::OneEnvironment;
+    s.create_flag_set(&alice, "web", "Web", Map::new())
+        .await
+        .unwrap();
+    s.put_segment(
+        &alice,
+        "web",
+        "staff",
+        "",
+        json!({"in": ["@example.com", {"var": "email"}]}),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut banner = bool_flag("web", "banner");
+    banner.metadata = object(json!({"owner": "growth", "ticket": "WEB-1"}));
+    s.create_flag(&alice, banner).await.unwrap();
+    let stored = s.flag("web", "banner").await.unwrap();
+    let exported = s.export("staging", "web").await.unwrap();
+
+    // Changing only staging's configuration (metadata and segments as
+    // stored) is allowed and changes nothing else.
+    let mut staging_only = exported.clone();
+    staging_only["flags"]["banner"]["state"] = json!("ENABLED");
+    staging_only["flags"]["banner"]["defaultVariant"] = json!("on");
+    let imported = s
+        .import(&alice, "staging", "web", &staging_only, one)
+        .await
+        .unwrap();
+    assert_eq!(imported, ["banner"]);
+    let after = s.flag("web", "banner").await.unwrap();
+    assert_eq!(after.environments["staging"].state, "ENABLED");
+    assert_eq!(after.metadata, stored.metadata);
+    assert_eq!(
+        after.environments["production"],
+        stored.environments["production"]
+    );
+    assert_eq!(s.segment("web", "staff").await.unwrap().version, 1);
+
+    // Anything every environment shares is refused before anything is
+    // written, each item named: a flag's metadata (a changed owner, a key
+    // left out), a new flag, a new and a changed segment.
+    let mut shared = staging_only.clone();
+    shared["flags"]["banner"]["state"] = json!("DISABLED");
+    shared["flags"]["banner"]["metadata"] = json!({"owner": "mallory"});
+    shared["flags"]["extra"] =
+        json!({"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "a"});
+    shared["$evaluators"]["staff"] = json!({"in": ["@evil.example", {"var": "email"}]});
+    shared["$evaluators"]["everyone"] = json!({"==": [1, 1]});
+    let before_audit = all_audit(s).await.len();
+    match s.import(&alice, "staging", "web", &shared, one).await {
+        Err(StorageError::Shared(mut changes)) => {
+            changes.sort();
+            assert_eq!(
+                changes,
+                [
+                    "flag \"web/extra\" (new)",
+                    "metadata of flag \"web/banner\"",
+                    "segment \"web/everyone\" (new)",
+                    "segment \"web/staff\" (changed)",
+                ]
+            );
+        }
+        other => panic!("expected a shared-change refusal, got {other:?}"),
+    }
+    let unchanged = s.flag("web", "banner").await.unwrap();
+    assert_eq!(unchanged.metadata, stored.metadata);
+    assert_eq!(unchanged.environments["staging"].state, "ENABLED");
+    assert_not_found(s.flag("web", "extra").await);
+    assert_not_found(s.segment("web", "everyone").await);
+    assert_eq!(s.segment("web", "staff").await.unwrap().version, 1);
+    assert_eq!(all_audit(s).await.len(), before_audit, "nothing written");
+    // A new flag set is shared too.
+    assert!(matches!(
+        s.import(&alice, "staging", "mobile", &staging_only, one).await,
+        Err(StorageError::Shared(changes)) if changes.contains(&"flag set \"mobile\" (new)".to_owned())
+    ));
+    assert_not_found(s.flag_set("mobile").await);
+
+    // Without the limit the same document changes the metadata.
+    s.import(&alice, "staging", "web", &shared, ALL)
+        .await
+        .unwrap();
+    let changed = s.flag("web", "banner").await.unwrap();
+    assert_eq!(changed.metadata, object(json!({"owner": "mallory"})));
+    assert_eq!(s.segment("web", "staff").await.unwrap().version, 2);
 }
 
 async fn tokens(db: &TestDb) {

@@ -8,6 +8,12 @@
 //! tokens are refused here, and these secrets are refused everywhere else.
 //! A refused call is 401 before the body is read, and changes nothing.
 //!
+//! A receiver may be limited to environments: its alerts act only on
+//! targets there (an alert's own `ensign_environment` label and bindings
+//! alike), and a resolved alert closes or schedules nothing elsewhere. Other
+//! targets are answered `out_of_scope`, logged and audited
+//! (`kill_switch.out_of_scope`), and left alone; the answer is still 200.
+//!
 //! The body is bounded ([`MAX_WEBHOOK_BODY`]); malformed JSON is 400, a
 //! wrong shape or version 422. Each alert is handled in one transaction
 //! (see the storage's kill switch); the answer is 200 once every alert is
@@ -18,7 +24,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use ensign_storage::{Alert, KillAction, StorageError};
+use ensign_storage::{ActionOutcome, Alert, KillAction, StorageError};
 use http::{HeaderMap, StatusCode};
 
 use super::Shared;
@@ -58,20 +64,37 @@ fn credentials(headers: &HeaderMap) -> Option<(Option<String>, String)> {
     (!secret.is_empty()).then(|| (Some(user.to_owned()), secret.to_owned()))
 }
 
-/// Whether the caller may call the webhook.
-async fn authorized(state: &Shared, headers: &HeaderMap) -> Result<bool, StorageError> {
+/// Who called the webhook.
+#[derive(Debug)]
+struct Sender {
+    /// The receiver's name; `None`: the shared `ENSIGN_ALERTMANAGER_TOKEN`.
+    receiver: Option<String>,
+    /// The environments its alerts may act in (`None`: all).
+    environments: Option<Vec<String>>,
+}
+
+/// Who the caller is, if it may call the webhook.
+async fn sender(state: &Shared, headers: &HeaderMap) -> Result<Option<Sender>, StorageError> {
     let Some((user, secret)) = credentials(headers) else {
-        return Ok(false);
+        return Ok(None);
     };
     if state
         .alertmanager_token
         .as_deref()
         .is_some_and(|token| same_secret(token, &secret))
     {
-        return Ok(true);
+        return Ok(Some(Sender {
+            receiver: None,
+            environments: None,
+        }));
     }
     let receiver = state.storage.verify_alertmanager_receiver(&secret).await?;
-    Ok(receiver.is_some_and(|r| user.is_none_or(|user| user == r.name)))
+    Ok(receiver
+        .filter(|r| user.is_none_or(|user| user == r.name))
+        .map(|r| Sender {
+            receiver: Some(r.name),
+            environments: r.environments,
+        }))
 }
 
 /// Parses an RFC 3339 time (`2026-11-29T18:00:00.123456789Z`, or with an
@@ -247,11 +270,11 @@ async fn receive(
     body: Body,
     received_at: i64,
 ) -> Result<Vec<ensign_storage::AlertAction>, ApiError> {
-    if !authorized(state, headers).await? {
+    let Some(sender) = sender(state, headers).await? else {
         return Err(ApiError::unauthorized(
             "send ENSIGN_ALERTMANAGER_TOKEN or a receiver secret as Authorization: Bearer <secret> or Basic",
         ));
-    }
+    };
     let bytes = axum::body::to_bytes(body, MAX_WEBHOOK_BODY)
         .await
         .map_err(|_| {
@@ -266,7 +289,11 @@ async fn receive(
     for alert in &alerts {
         let handled = state
             .storage
-            .receive_alert(alert, &state.default_environment)
+            .receive_alert_within(
+                alert,
+                &state.default_environment,
+                sender.environments.as_deref(),
+            )
             .await
             .map_err(|error| match error {
                 // Humans kept changing the flag: transient, so Alertmanager
@@ -277,6 +304,17 @@ async fn receive(
                 ),
                 other => other.into(),
             })?;
+        for action in &handled {
+            if action.outcome == ActionOutcome::OutOfScope {
+                tracing::warn!(
+                    receiver = sender.receiver.as_deref().unwrap_or_default(),
+                    fingerprint = %action.fingerprint,
+                    environment = action.environment.as_deref().unwrap_or_default(),
+                    flag = action.flag.as_deref().unwrap_or_default(),
+                    "kill switch: an alert asked for an environment its receiver may not act in; nothing was done"
+                );
+            }
+        }
         actions.extend(handled);
     }
     Ok(actions)
@@ -294,7 +332,9 @@ pub(crate) async fn list_receivers(
     Ok(Json(receivers.into_iter().map(Into::into).collect()))
 }
 
-/// Creates a receiver. Its secret is in this answer only; it is stored hashed.
+/// Creates a receiver, optionally limited to environments (an admin limited
+/// to environments must limit it to some of its own). Its secret is in this
+/// answer only; it is stored hashed.
 #[utoipa::path(post, operation_id = "createAlertmanagerReceiver", path = "/integrations/alertmanager/receivers",
     tag = "kill switch", request_body = NewReceiver,
     responses((status = 201, description = "Created; the secret is shown this once", body = CreatedReceiver),
@@ -304,10 +344,18 @@ pub(crate) async fn create_receiver(
     Admin(writer): Admin,
     JsonBody(body): JsonBody<NewReceiver>,
 ) -> Result<Response, ApiError> {
-    let actor = writer.everywhere(body.comment)?;
+    let actor = match (body.environments.as_deref(), writer.is_limited()) {
+        (Some([first, rest @ ..]), true) => {
+            for environment in rest {
+                writer.in_environment(environment, None)?;
+            }
+            writer.in_environment(first, body.comment)?
+        }
+        _ => writer.everywhere(body.comment)?,
+    };
     let (receiver, secret) = state
         .storage
-        .create_alertmanager_receiver(&actor, &body.name)
+        .create_alertmanager_receiver(&actor, &body.name, body.environments)
         .await?;
     let body = CreatedReceiver {
         receiver: receiver.into(),

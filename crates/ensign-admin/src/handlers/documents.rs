@@ -2,10 +2,11 @@
 //! environment at a time. Segments travel as `$evaluators` and targeting keeps
 //! its `$ref`s, so exporting what was imported serves the same evaluations.
 //! The document is validated whole before anything is written (422 with every
-//! problem at its JSON Pointer into the document).
+//! problem at its JSON Pointer into the document), and so is the caller's
+//! scope (403 for a limited caller whose import reaches every environment).
 
 use axum::Json;
-use ensign_storage::StorageError;
+use ensign_storage::{ImportScope, StorageError};
 use serde_json::Value;
 
 use super::Shared;
@@ -32,7 +33,12 @@ pub(crate) async fn export(
 
 /// Imports a flagd document into one environment of a flag set: new flags
 /// are created (disabled in the other environments), existing flags get this
-/// environment's configuration replaced, `$evaluators` become segments.
+/// environment's configuration replaced and the document's metadata,
+/// `$evaluators` become segments. A caller limited to environments may only
+/// change the environment's configurations: when the document would also
+/// change what every environment shares (a new flag set, flag or segment, a
+/// changed segment, a flag's metadata), the import is 403, names every such
+/// item, and writes nothing.
 #[utoipa::path(post, operation_id = "importDocument", path = "/import", tag = "documents", params(ImportQuery),
     request_body(content = Value, description = "A flagd flag definition document"),
     responses((status = 200, description = "Imported", body = ImportResult), WriteErrors))]
@@ -56,80 +62,28 @@ pub(crate) async fn import(
                 )
             })?,
     };
-    if writer.is_limited() {
-        shared_segments_unchanged(&state, &flag_set, &document).await?;
-        existing_flags_only(&state, &flag_set, &document).await?;
-    }
+    let scope = if writer.is_limited() {
+        ImportScope::OneEnvironment
+    } else {
+        ImportScope::AllEnvironments
+    };
     let imported = state
         .storage
-        .import(&actor, &query.environment, &flag_set, &document)
-        .await?;
+        .import(&actor, &query.environment, &flag_set, &document, scope)
+        .await
+        .map_err(|error| match error {
+            StorageError::Shared(changes) => ApiError::forbidden(format!(
+                "{} may only change configurations in \"{}\"; this import would also change \
+                 what every environment shares: {}",
+                actor.name,
+                query.environment,
+                changes.join(", ")
+            )),
+            other => other.into(),
+        })?;
     Ok(Json(ImportResult {
         environment: query.environment,
         flag_set,
         imported,
     }))
-}
-
-/// Creating a flag set or a flag reaches every environment, so a token
-/// limited to some environments may import only into flags that exist.
-async fn existing_flags_only(
-    state: &Shared,
-    flag_set: &str,
-    document: &Value,
-) -> Result<(), ApiError> {
-    let beyond = |what: String| {
-        ApiError::forbidden(format!(
-            "{what} does not exist; creating it reaches every environment, \
-             and this token may only change some"
-        ))
-    };
-    match state.storage.flag_set(flag_set).await {
-        Ok(_) => {}
-        Err(StorageError::NotFound(_)) => return Err(beyond(format!("flag set \"{flag_set}\""))),
-        Err(other) => return Err(other.into()),
-    }
-    let keys: Vec<&str> = match document.get("flags") {
-        Some(Value::Object(flags)) => flags.keys().map(String::as_str).collect(),
-        Some(Value::Array(flags)) => flags
-            .iter()
-            .filter_map(|flag| flag.get("key").and_then(Value::as_str))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for key in keys {
-        match state.storage.flag(flag_set, key).await {
-            Ok(_) => {}
-            Err(StorageError::NotFound(_)) => {
-                return Err(beyond(format!("flag \"{flag_set}/{key}\"")));
-            }
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(())
-}
-
-/// Segments are shared by every environment, so a token limited to some
-/// environments may import only `$evaluators` that are new or unchanged.
-async fn shared_segments_unchanged(
-    state: &Shared,
-    flag_set: &str,
-    document: &Value,
-) -> Result<(), ApiError> {
-    let Some(Value::Object(evaluators)) = document.get("$evaluators") else {
-        return Ok(());
-    };
-    for (key, rule) in evaluators {
-        match state.storage.segment(flag_set, key).await {
-            Ok(segment) if &segment.rule != rule => {
-                return Err(ApiError::forbidden(format!(
-                    "segment \"{flag_set}/{key}\" is shared by every environment; \
-                     this token may only change some, so it cannot change the segment"
-                )));
-            }
-            Ok(_) | Err(StorageError::NotFound(_)) => {}
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Ok(())
 }

@@ -1,5 +1,6 @@
 //! `/kill-switches`: kill-switch bindings (list, create, read, replace,
-//! delete; editors, within the environments of their targets), and per flag:
+//! delete; editors, within the environments of their targets: those of the
+//! binding replaced or deleted and those of its replacement), and per flag:
 //! `/flags/{set}/{key}/kill-switch` (bindings, open and closed kills) and
 //! `/flags/{set}/{key}/environments/{env}/kill-switch/restore` (a human puts
 //! the configuration from before the kill back).
@@ -7,6 +8,7 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use ensign_storage::model::Actor;
+use ensign_storage::{KillSwitchBinding, StorageError};
 use http::StatusCode;
 
 use super::{Shared, versioned};
@@ -16,20 +18,42 @@ use crate::extract::{IfMatch, JsonBody, PathParams, created, path_segment, tagge
 use crate::wire::kill_switch::{Binding, BindingInput, FlagKillSwitch, KillRecord, RestoreRequest};
 
 /// The actor of a binding change: the caller must be allowed to change every
-/// environment the binding acts in.
-fn binding_actor(
+/// environment the `bindings` act in (the stored one and its replacement).
+fn binding_actor<'b>(
     writer: &Writer,
-    binding: &ensign_storage::KillSwitchBinding,
+    bindings: impl IntoIterator<Item = &'b KillSwitchBinding>,
     comment: Option<String>,
 ) -> Result<Actor, ApiError> {
-    match binding.targets.first() {
+    let mut environments = bindings
+        .into_iter()
+        .flat_map(|binding| &binding.targets)
+        .map(|target| target.environment.as_str())
+        .peekable();
+    match environments.peek().copied() {
         Some(first) if writer.is_limited() => {
-            for target in &binding.targets {
-                writer.in_environment(&target.environment, None)?;
+            for environment in environments {
+                writer.in_environment(environment, None)?;
             }
-            writer.in_environment(&first.environment, comment)
+            writer.in_environment(first, comment)
         }
         _ => writer.everywhere(comment),
+    }
+}
+
+/// The version a write over the stored binding `current` must find: the one
+/// whose environments were checked (`If-Match`, when sent, must name it), so
+/// a binding changed after the check is never overwritten or deleted.
+fn checked_version(
+    current: &KillSwitchBinding,
+    if_match: Option<i64>,
+) -> Result<i64, StorageError> {
+    match if_match {
+        Some(expected) if expected != current.version => Err(StorageError::VersionMismatch {
+            resource: format!("kill-switch binding \"{}\"", current.name),
+            current: current.version,
+            expected,
+        }),
+        _ => Ok(current.version),
     }
 }
 
@@ -55,7 +79,7 @@ pub(crate) async fn create(
         return Err(ApiError::invalid_at("/name", "is required"));
     };
     let (binding, comment) = body.split(name);
-    let actor = binding_actor(&writer, &binding, comment)?;
+    let actor = binding_actor(&writer, [&binding], comment)?;
     let binding = state
         .storage
         .create_kill_switch_binding(&actor, binding)
@@ -98,14 +122,24 @@ pub(crate) async fn update(
         ));
     }
     let (binding, comment) = body.split(name.clone());
-    let actor = binding_actor(&writer, &binding, comment)?;
-    let binding = versioned(if_match, || {
+    let (state, name, writer, binding, comment) = (&state, &name, &writer, &binding, &comment);
+    let stored = versioned(if_match, || async move {
+        // The binding being replaced must be in the caller's environments
+        // too, not only its replacement.
+        let current = state.storage.kill_switch_binding(name).await?;
+        let actor = match binding_actor(writer, [&current, binding], comment.clone()) {
+            Ok(actor) => actor,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let version = checked_version(&current, if_match)?;
         state
             .storage
-            .update_kill_switch_binding(&actor, &name, binding.clone(), if_match)
+            .update_kill_switch_binding(&actor, name, binding.clone(), Some(version))
+            .await
+            .map(Ok)
     })
-    .await?;
-    Ok(tagged(binding.version, Binding::from(binding)))
+    .await??;
+    Ok(tagged(stored.version, Binding::from(stored)))
 }
 
 /// Deletes a binding; what it did stays in the flags' kill-switch history.
@@ -119,14 +153,21 @@ pub(crate) async fn delete(
     IfMatch(if_match): IfMatch,
     Editor(writer): Editor,
 ) -> Result<Response, ApiError> {
-    let binding = state.storage.kill_switch_binding(&name).await?;
-    let actor = binding_actor(&writer, &binding, None)?;
-    versioned(if_match, || {
+    let (state, name, writer) = (&state, &name, &writer);
+    versioned(if_match, || async move {
+        let current = state.storage.kill_switch_binding(name).await?;
+        let actor = match binding_actor(writer, [&current], None) {
+            Ok(actor) => actor,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let version = checked_version(&current, if_match)?;
         state
             .storage
-            .delete_kill_switch_binding(&actor, &name, if_match)
+            .delete_kill_switch_binding(&actor, name, Some(version))
+            .await
+            .map(Ok)
     })
-    .await?;
+    .await??;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

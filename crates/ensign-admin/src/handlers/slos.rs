@@ -14,11 +14,12 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use ensign_engine::document::Format;
 use ensign_slo::status::{Assessment, BurnRates, ErrorRatios};
 use ensign_slo::window::all_windows;
 use ensign_slo::{Spec, Status};
 use ensign_storage::{StorageError, StoredSlo};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -26,7 +27,7 @@ use utoipa::ToSchema;
 use super::{Shared, versioned};
 use crate::auth::Editor;
 use crate::error::{ApiError, ErrorCode, ProblemBody, ReadErrors, WriteErrors};
-use crate::extract::{IfMatch, PathParams, created, path_segment, tagged};
+use crate::extract::{IfMatch, PathParams, created, media_type, path_segment, tagged};
 use crate::prometheus::Sample;
 use crate::slos::FileSlo;
 
@@ -192,13 +193,26 @@ pub(crate) async fn read(
     })
 }
 
+/// The format of an SLO body: JSON when sent as JSON (`application/json`,
+/// `...+json`), YAML when sent as YAML; without either, JSON when it starts
+/// with `{`, else YAML.
+fn spec_format(headers: &HeaderMap, text: &str) -> Format {
+    match media_type(headers).as_deref() {
+        Some(media) if media == "application/json" || media.ends_with("+json") => Format::Json,
+        Some(media) if media.ends_with("yaml") => Format::Yaml,
+        _ if text.trim_start().starts_with('{') => Format::Json,
+        _ => Format::Yaml,
+    }
+}
+
 /// Creates a stored SLO (201) or replaces it (200; send `If-Match` with its
-/// ETag, else 409). The body is a Sloth `prometheus/v1` spec, YAML or JSON,
-/// holding exactly the SLO `name` names; 409 for a file SLO.
+/// ETag, else 409). The body is a Sloth `prometheus/v1` spec, JSON or YAML
+/// (see [`spec_format`]), holding exactly the SLO `name` names; 409 for a
+/// file SLO.
 #[utoipa::path(put, operation_id = "putSlo", path = "/slos/{name}", tag = "slos",
     params(("name" = String, Path, description = "`<service>-<slo>`"),
         ("If-Match" = Option<String>, Header, description = "The ETag of the SLO to replace")),
-    request_body(content = Object, description = "A Sloth prometheus/v1 spec with this one SLO (YAML or JSON)",
+    request_body(content = Object, description = "A Sloth prometheus/v1 spec with this one SLO: JSON (application/json, or a body starting with `{`) or YAML (application/yaml)",
         content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced", body = Slo, headers(("ETag" = String, description = "The new version"))),
@@ -209,6 +223,7 @@ pub(crate) async fn put(
     PathParams(name): PathParams<String>,
     IfMatch(if_match): IfMatch,
     Editor(writer): Editor,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let actor = writer.everywhere(None)?;
@@ -217,7 +232,7 @@ pub(crate) async fn put(
     }
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
-    let spec = ensign_slo::spec::parse(text).map_err(|error| {
+    let spec = ensign_slo::spec::parse_as(text, spec_format(&headers, text)).map_err(|error| {
         ApiError::invalid(
             error
                 .problems

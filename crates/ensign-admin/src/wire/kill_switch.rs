@@ -96,7 +96,8 @@ pub struct WebhookAction {
     /// The binding that matched; none for the alert's own `ensign_*` labels.
     pub binding: Option<String>,
     /// `applied`, `unchanged`, `dry_run`, `duplicate`, `kept`,
-    /// `restore_scheduled`, `closed`, `no_match` or `error`.
+    /// `restore_scheduled`, `closed`, `no_match`, `out_of_scope` (the
+    /// receiver may not act in that environment; nothing was done) or `error`.
     pub outcome: String,
     /// Why, for errors.
     pub message: Option<String>,
@@ -129,6 +130,9 @@ impl From<storage::AlertAction> for WebhookAction {
 pub struct Receiver {
     /// The name (the Basic auth user name).
     pub name: String,
+    /// The environments its alerts may act in; absent: all. Alerts for
+    /// other environments are answered `out_of_scope` and change nothing.
+    pub environments: Option<Vec<String>>,
     /// When it was created (unix milliseconds).
     pub created_at: i64,
 }
@@ -137,6 +141,7 @@ impl From<storage::AlertmanagerReceiver> for Receiver {
     fn from(r: storage::AlertmanagerReceiver) -> Self {
         Receiver {
             name: r.name,
+            environments: r.environments,
             created_at: r.created_at,
         }
     }
@@ -148,6 +153,10 @@ impl From<storage::AlertmanagerReceiver> for Receiver {
 pub struct NewReceiver {
     /// 1 to 128 printable characters, no `:`.
     pub name: String,
+    /// The environments its alerts may act in (at least one; absent: all).
+    /// A caller limited to environments must name some of its own.
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
     /// Why, for the audit log.
     #[serde(default)]
     pub comment: Option<String>,

@@ -22,6 +22,10 @@ pub struct AuditFilter {
     pub environment: Option<String>,
     /// Only entries older than this id (paging backwards).
     pub before: Option<i64>,
+    /// Never entries of these resource types (what the reader may not see;
+    /// left out by the query, so pages stay full).
+    #[serde(default)]
+    pub hidden_resource_types: Vec<String>,
 }
 
 impl Storage {
@@ -39,6 +43,10 @@ impl Storage {
                 binds.push(Bind::Text(value.clone()));
                 conditions.push(format!("{column} = ${}", binds.len()));
             }
+        }
+        for hidden in &filter.hidden_resource_types {
+            binds.push(Bind::Text(hidden.clone()));
+            conditions.push(format!("resource_type <> ${}", binds.len()));
         }
         if let Some(before) = filter.before {
             binds.push(Bind::Int(before));

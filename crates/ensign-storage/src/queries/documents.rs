@@ -89,17 +89,71 @@ impl Storage {
         Ok(json!({"metadata": metadata, "$evaluators": evaluators, "flags": flags}))
     }
 
+    /// What importing `document` into `flag_set` would change that every
+    /// environment shares, one item each (`flag set "web" (new)`, `segment
+    /// "web/beta" (new)` or `(changed)`, `flag "web/banner" (new)`, `metadata
+    /// of flag "web/banner"`); empty when only configurations would change.
+    /// An existing flag set's metadata is never changed by an import.
+    pub async fn import_shared_changes(
+        &self,
+        flag_set: &str,
+        document: &Value,
+    ) -> Result<Vec<String>> {
+        let mut changes = Vec::new();
+        let set_exists = match self.flag_set(flag_set).await {
+            Ok(_) => true,
+            Err(StorageError::NotFound(_)) => false,
+            Err(other) => return Err(other),
+        };
+        if !set_exists {
+            changes.push(format!("flag set \"{flag_set}\" (new)"));
+        }
+        if let Some(Value::Object(evaluators)) = document.get("$evaluators") {
+            for (key, rule) in evaluators {
+                let stored = match self.segment(flag_set, key).await {
+                    Ok(segment) => Some(segment.rule),
+                    Err(StorageError::NotFound(_)) => None,
+                    Err(other) => return Err(other),
+                };
+                if let Some(change) = segment_change(flag_set, key, stored.as_ref(), rule) {
+                    changes.push(change);
+                }
+            }
+        }
+        for key in flag_keys(document) {
+            let stored = match self.flag(flag_set, key).await {
+                Ok(flag) => Some(flag.metadata),
+                Err(StorageError::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            };
+            let metadata = original_metadata(document, key);
+            if let Some(change) = flag_change(flag_set, key, stored.as_ref(), &metadata) {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
+    }
+
     /// Imports a flagd document into `environment` of `flag_set` (created when
     /// missing, with the document's metadata): new flags are created (disabled
     /// in other environments), existing ones get this environment's
-    /// configuration replaced, and `$evaluators` become segments. The document
-    /// is validated whole first.
+    /// configuration replaced (and their metadata the document's), and
+    /// `$evaluators` become segments (unchanged ones are left alone). The
+    /// document is validated whole first.
+    ///
+    /// With [`ImportScope::OneEnvironment`] only the environment's
+    /// configurations may change: when anything every environment shares
+    /// would ([`Storage::import_shared_changes`]), nothing is written and the
+    /// error is [`StorageError::Shared`] with every such item. (A flag
+    /// changed by someone else during the import is checked again before it
+    /// is written.)
     pub async fn import(
         &self,
         actor: &Actor,
         environment: &str,
         flag_set: &str,
         document: &Value,
+        scope: ImportScope,
     ) -> Result<Vec<String>> {
         let loaded =
             ensign_engine::document::load_value(document, &ensign_engine::Limits::default())
@@ -108,6 +162,13 @@ impl Storage {
             return Err(StorageError::Invalid(loaded.warnings));
         }
         self.environment(environment).await?;
+        let one_environment = scope == ImportScope::OneEnvironment;
+        if one_environment {
+            let shared = self.import_shared_changes(flag_set, document).await?;
+            if !shared.is_empty() {
+                return Err(StorageError::Shared(shared));
+            }
+        }
         if let Err(StorageError::NotFound(_)) = self.flag_set(flag_set).await {
             // A new flag set takes the document's flag-set metadata, which
             // every flag serves (not its `flagSetId`: the set is named here).
@@ -121,14 +182,34 @@ impl Storage {
                         .collect()
                 })
                 .unwrap_or_default();
+            if one_environment {
+                return Err(StorageError::Shared(vec![format!(
+                    "flag set \"{flag_set}\" (new)"
+                )]));
+            }
             self.create_flag_set(actor, flag_set, flag_set, metadata)
                 .await?;
         }
         if let Some(Value::Object(evaluators)) = document.get("$evaluators") {
             for (key, rule) in evaluators {
-                let version = self.segment(flag_set, key).await.ok().map(|s| s.version);
-                self.put_segment(actor, flag_set, key, "", rule.clone(), version)
-                    .await?;
+                let stored = self.segment(flag_set, key).await.ok();
+                let Some(change) =
+                    segment_change(flag_set, key, stored.as_ref().map(|s| &s.rule), rule)
+                else {
+                    continue;
+                };
+                if one_environment {
+                    return Err(StorageError::Shared(vec![change]));
+                }
+                self.put_segment(
+                    actor,
+                    flag_set,
+                    key,
+                    "",
+                    rule.clone(),
+                    stored.map(|s| s.version),
+                )
+                .await?;
             }
         }
         let mut imported = Vec::new();
@@ -146,10 +227,24 @@ impl Storage {
                 version: 0,
             };
             let metadata: Map<String, Value> = original_metadata(document, flag.key());
-            match self.flag(flag_set, flag.key()).await {
-                Ok(existing) => {
+            let existing = match self.flag(flag_set, flag.key()).await {
+                Ok(existing) => Some(existing),
+                Err(StorageError::NotFound(_)) => None,
+                Err(other) => return Err(other),
+            };
+            let shared = flag_change(
+                flag_set,
+                flag.key(),
+                existing.as_ref().map(|f| &f.metadata),
+                &metadata,
+            );
+            if let (true, Some(change)) = (one_environment, &shared) {
+                return Err(StorageError::Shared(vec![change.clone()]));
+            }
+            match existing {
+                Some(existing) => {
                     let mut version = existing.version;
-                    if existing.metadata != metadata {
+                    if shared.is_some() {
                         let patch = FlagPatch {
                             metadata: Some(metadata.clone()),
                             ..FlagPatch::default()
@@ -169,7 +264,7 @@ impl Storage {
                     )
                     .await?;
                 }
-                Err(StorageError::NotFound(_)) => {
+                None => {
                     let mut environments = std::collections::BTreeMap::new();
                     environments.insert(environment.to_owned(), config.clone());
                     let new = NewFlag {
@@ -189,11 +284,65 @@ impl Storage {
                     };
                     self.create_flag(actor, new).await?;
                 }
-                Err(other) => return Err(other),
             }
             imported.push(flag.key().to_owned());
         }
         Ok(imported)
+    }
+}
+
+/// What an import may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportScope {
+    /// Everything the document holds: the flag set, segments, flags and
+    /// their metadata, and the environment's configurations.
+    AllEnvironments,
+    /// Only the environment's configurations; what every environment shares
+    /// must be as stored already.
+    OneEnvironment,
+}
+
+/// The shared change of importing `rule` as segment `flag_set/key` over the
+/// `stored` rule, if any.
+fn segment_change(
+    flag_set: &str,
+    key: &str,
+    stored: Option<&Value>,
+    rule: &Value,
+) -> Option<String> {
+    match stored {
+        None => Some(format!("segment \"{flag_set}/{key}\" (new)")),
+        Some(stored) if stored != rule => Some(format!("segment \"{flag_set}/{key}\" (changed)")),
+        Some(_) => None,
+    }
+}
+
+/// The shared change of importing flag `flag_set/key` with `metadata` over
+/// the `stored` flag's metadata (`None`: no such flag), if any.
+fn flag_change(
+    flag_set: &str,
+    key: &str,
+    stored: Option<&Map<String, Value>>,
+    metadata: &Map<String, Value>,
+) -> Option<String> {
+    match stored {
+        None => Some(format!("flag \"{flag_set}/{key}\" (new)")),
+        Some(stored) if stored != metadata => {
+            Some(format!("metadata of flag \"{flag_set}/{key}\""))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The keys of the document's flags (object or array form).
+fn flag_keys(document: &Value) -> Vec<&str> {
+    match document.get("flags") {
+        Some(Value::Object(flags)) => flags.keys().map(String::as_str).collect(),
+        Some(Value::Array(flags)) => flags
+            .iter()
+            .filter_map(|flag| flag.get("key").and_then(Value::as_str))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

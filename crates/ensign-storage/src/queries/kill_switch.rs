@@ -21,7 +21,7 @@ use super::flags::{store_config, validate_config};
 use super::tokens::{hash_secret, new_secret};
 use super::{Write, check_version, get, json_column, stale};
 use crate::error::{Result, StorageError, from_sqlx};
-use crate::model::{Actor, FlagConfig};
+use crate::model::{Actor, FlagConfig, covers};
 use crate::{Storage, now_millis};
 
 /// The actor of every change the kill switch makes on its own.
@@ -221,8 +221,19 @@ impl KillSwitchBinding {
 pub struct AlertmanagerReceiver {
     /// The name (the Basic auth user name).
     pub name: String,
+    /// The environments its alerts may act in (`None`: all).
+    pub environments: Option<Vec<String>>,
     /// When it was created (unix milliseconds).
     pub created_at: i64,
+}
+
+fn row_to_receiver(row: &sqlx::any::AnyRow) -> Result<AlertmanagerReceiver> {
+    Ok(AlertmanagerReceiver {
+        name: get(row, "name")?,
+        environments: super::optional_json_column(row, "environments")?
+            .and_then(|v| serde_json::from_value(v).ok()),
+        created_at: get(row, "created_at")?,
+    })
 }
 
 /// `firing` or `resolved`.
@@ -281,6 +292,9 @@ pub enum ActionOutcome {
     Closed,
     /// No binding matches and the alert names no flag.
     NoMatch,
+    /// The target is in an environment the sender may not act in; nothing
+    /// was done.
+    OutOfScope,
     /// The action could not be applied (unknown flag, variant, ...).
     Error,
 }
@@ -297,6 +311,7 @@ impl ActionOutcome {
             ActionOutcome::RestoreScheduled => "restore_scheduled",
             ActionOutcome::Closed => "closed",
             ActionOutcome::NoMatch => "no_match",
+            ActionOutcome::OutOfScope => "out_of_scope",
             ActionOutcome::Error => "error",
         }
     }
@@ -798,25 +813,23 @@ impl Storage {
 
     /// Every receiver (without secrets), by name.
     pub async fn alertmanager_receivers(&self) -> Result<Vec<AlertmanagerReceiver>> {
-        let rows = sqlx::query("SELECT name, created_at FROM alertmanager_receivers ORDER BY name")
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| from_sqlx(e, "receivers"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(AlertmanagerReceiver {
-                    name: get(row, "name")?,
-                    created_at: get(row, "created_at")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(
+            "SELECT name, environments, created_at FROM alertmanager_receivers ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|e| from_sqlx(e, "receivers"))?;
+        rows.iter().map(row_to_receiver).collect()
     }
 
-    /// Creates a receiver; returns it with its secret, which is stored hashed.
+    /// Creates a receiver whose alerts act in `environments` (`None`: all;
+    /// a list names at least one existing environment); returns it with its
+    /// secret, which is stored hashed.
     pub async fn create_alertmanager_receiver(
         &self,
         actor: &Actor,
         name: &str,
+        environments: Option<Vec<String>>,
     ) -> Result<(AlertmanagerReceiver, String)> {
         let name_ok = !name.is_empty()
             && name.len() <= 128
@@ -828,17 +841,26 @@ impl Storage {
                 "use 1 to 128 printable characters without ':'",
             ));
         }
+        if environments.as_ref().is_some_and(Vec::is_empty) {
+            return Err(invalid(
+                "/environments",
+                "name at least one environment, or leave environments out for all",
+            ));
+        }
+        self.check_environments(environments.as_deref()).await?;
         let secret = new_secret();
         let receiver = AlertmanagerReceiver {
             name: name.to_owned(),
+            environments,
             created_at: now_millis(),
         };
         let mut write = Write::begin(self, actor).await?;
         sqlx::query(
-            "INSERT INTO alertmanager_receivers (name, secret_hash, created_at) VALUES ($1, $2, $3)",
+            "INSERT INTO alertmanager_receivers (name, secret_hash, environments, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(receiver.name.clone())
         .bind(hash_secret(&secret))
+        .bind(receiver.environments.as_ref().map(|e| json!(e).to_string()))
         .bind(receiver.created_at)
         .execute(&mut *write.tx)
         .await
@@ -887,19 +909,13 @@ impl Storage {
         secret: &str,
     ) -> Result<Option<AlertmanagerReceiver>> {
         let row = sqlx::query(
-            "SELECT name, created_at FROM alertmanager_receivers WHERE secret_hash = $1",
+            "SELECT name, environments, created_at FROM alertmanager_receivers WHERE secret_hash = $1",
         )
         .bind(hash_secret(secret))
         .fetch_optional(self.pool())
         .await
         .map_err(|e| from_sqlx(e, "receiver"))?;
-        row.map(|row| {
-            Ok(AlertmanagerReceiver {
-                name: get(&row, "name")?,
-                created_at: get(&row, "created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(row_to_receiver).transpose()
     }
 
     // Alerts.
@@ -910,14 +926,34 @@ impl Storage {
     /// `ensign_flag` label names and on the targets of every binding it
     /// matches; a resolved one closes or schedules the restore of what it
     /// did. `default_environment` is used when `ensign_environment` is absent.
+    /// The alert may act in every environment; see
+    /// [`Storage::receive_alert_within`].
     pub async fn receive_alert(
         &self,
         alert: &Alert,
         default_environment: &str,
     ) -> Result<Vec<AlertAction>> {
+        self.receive_alert_within(alert, default_environment, None)
+            .await
+    }
+
+    /// [`Storage::receive_alert`] for a sender limited to `environments`
+    /// (`None`: all), as a receiver may be: a target in another environment
+    /// is left alone, answered [`ActionOutcome::OutOfScope`] and audited as
+    /// `kill_switch.out_of_scope`; a resolved alert closes or schedules
+    /// nothing in other environments either.
+    pub async fn receive_alert_within(
+        &self,
+        alert: &Alert,
+        default_environment: &str,
+        environments: Option<&[String]>,
+    ) -> Result<Vec<AlertAction>> {
         let mut attempt = 1;
         loop {
-            match self.receive_alert_once(alert, default_environment).await {
+            match self
+                .receive_alert_once(alert, default_environment, environments)
+                .await
+            {
                 Err(StorageError::VersionMismatch { .. }) if attempt < ALERT_ATTEMPTS => {
                     attempt += 1;
                 }
@@ -930,6 +966,7 @@ impl Storage {
         &self,
         alert: &Alert,
         default_environment: &str,
+        environments: Option<&[String]>,
     ) -> Result<Vec<AlertAction>> {
         let actor = Actor {
             name: ALERTMANAGER_ACTOR.to_owned(),
@@ -961,6 +998,9 @@ impl Storage {
                 let mut actions = Vec::with_capacity(planned.len());
                 for plan in planned {
                     actions.push(match plan {
+                        Step::Act(plan) if !covers(environments, &plan.target.environment) => {
+                            out_of_scope(&mut write, alert, plan).await?
+                        }
                         Step::Act(plan) => self.kill(&mut write, alert, plan).await?,
                         Step::Refuse(action) => action,
                     });
@@ -970,7 +1010,7 @@ impl Storage {
                 }
                 actions
             }
-            AlertStatus::Resolved => resolve(&mut write, alert).await?,
+            AlertStatus::Resolved => resolve(&mut write, alert, environments).await?,
         };
         sqlx::query("UPDATE alert_receipts SET outcome = $1 WHERE id = $2")
             .bind(json!(actions).to_string())
@@ -1512,10 +1552,43 @@ fn summary(alert: &Alert, outcome: ActionOutcome, message: Option<String>) -> Al
     }
 }
 
+fn out_of_scope_message(environment: &str) -> String {
+    format!("the sender may not act in environment \"{environment}\"; nothing was done")
+}
+
+/// Answers (and audits, as `kill_switch.out_of_scope`) a planned action in an
+/// environment the sender may not act in; the flag is left alone.
+async fn out_of_scope(write: &mut Write<'_>, alert: &Alert, plan: Planned) -> Result<AlertAction> {
+    let target = plan.target;
+    write
+        .audit(
+            "kill_switch.out_of_scope",
+            "flag",
+            &format!("{}/{}", target.flag_set, target.flag),
+            Some(&target.environment),
+            None,
+            None,
+        )
+        .await?;
+    Ok(AlertAction {
+        message: Some(out_of_scope_message(&target.environment)),
+        flag_set: Some(target.flag_set),
+        flag: Some(target.flag),
+        environment: Some(target.environment),
+        action: Some(target.action),
+        binding: plan.binding,
+        ..summary(alert, ActionOutcome::OutOfScope, None)
+    })
+}
+
 /// Marks what a resolved alert did as resolved: dry-run records are closed,
 /// `keep` records wait for a human, `restore` records become due after their
 /// cool-down.
-async fn resolve(write: &mut Write<'_>, alert: &Alert) -> Result<Vec<AlertAction>> {
+async fn resolve(
+    write: &mut Write<'_>,
+    alert: &Alert,
+    environments: Option<&[String]>,
+) -> Result<Vec<AlertAction>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RECORD_COLUMNS}, on_resolved, cooldown_seconds FROM kill_records \
          WHERE fingerprint = $1 AND starts_at = $2 AND resolved_at IS NULL ORDER BY id"
@@ -1529,6 +1602,19 @@ async fn resolve(write: &mut Write<'_>, alert: &Alert) -> Result<Vec<AlertAction
     let mut actions = Vec::with_capacity(rows.len());
     for row in &rows {
         let record = row_to_record(row)?;
+        if !covers(environments, &record.environment) {
+            actions.push(AlertAction {
+                flag_set: Some(record.flag_set),
+                flag: Some(record.flag),
+                message: Some(out_of_scope_message(&record.environment)),
+                environment: Some(record.environment),
+                action: Some(record.action),
+                binding: record.binding,
+                record: Some(record.id),
+                ..summary(alert, ActionOutcome::OutOfScope, None)
+            });
+            continue;
+        }
         let on_resolved =
             OnResolved::parse(&get::<String>(row, "on_resolved")?).unwrap_or_default();
         let cooldown: i64 = get(row, "cooldown_seconds")?;

@@ -18,6 +18,8 @@ use crate::{Storage, now_millis};
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// The longest password accepted, in bytes (hashing time grows with it).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// The longest user name, in bytes.
+pub const MAX_USER_NAME_BYTES: usize = 64;
 
 /// Argon2id memory cost in KiB (19 MiB), iterations and lanes: the OWASP
 /// baseline for Argon2id.
@@ -94,7 +96,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 
 fn check_name(name: &str) -> Result<()> {
     let valid = !name.is_empty()
-        && name.len() <= 64
+        && name.len() <= MAX_USER_NAME_BYTES
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
@@ -231,6 +233,19 @@ impl Storage {
     /// The user named `name` if `password` is theirs. An unknown name costs
     /// the same hashing work as a wrong password and gives the same answer.
     pub async fn verify_password(&self, name: &str, password: &str) -> Result<Option<User>> {
+        self.verify_password_holding(name, password, ()).await
+    }
+
+    /// [`Storage::verify_password`], keeping `held` (a permit that bounds the
+    /// checks running at once) until the hashing is done: the hash runs on a
+    /// blocking thread to its end even when this future is dropped first
+    /// (the caller went away), and its memory must stay counted until then.
+    pub async fn verify_password_holding<H: Send + 'static>(
+        &self,
+        name: &str,
+        password: &str,
+        held: H,
+    ) -> Result<Option<User>> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(None);
         }
@@ -249,7 +264,12 @@ impl Storage {
             None => (None, decoy_hash().to_owned()),
         };
         let password = password.to_owned();
-        let matches = blocking(move || password_matches(&password, &stored)).await?;
+        let matches = blocking(move || {
+            let matches = password_matches(&password, &stored);
+            drop(held);
+            matches
+        })
+        .await?;
         Ok(user.filter(|_| matches))
     }
 }
