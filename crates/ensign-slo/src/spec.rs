@@ -180,6 +180,7 @@ pub fn parse(text: &str) -> Result<Spec, SpecError> {
     let limits = Limits {
         max_document_bytes: MAX_SPEC_BYTES,
         max_depth: MAX_DEPTH,
+        ..Limits::default()
     };
     let value = document::parse(text, Format::Yaml, &limits).map_err(SpecError::whole)?;
     from_value(&value)
