@@ -2576,3 +2576,124 @@ async fn validate_reports_what_put_refuses_and_writes_nothing() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn rules_multiplying_a_segment_past_the_limits_are_refused_at_their_targeting() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    api.flag("web", "banner", json!({})).await;
+    // A segment of about 6 KB and a 680 KB rule referencing it 40,000 times
+    // (issue #11): 240 MB once inlined.
+    let emails: Vec<String> = (0..250)
+        .map(|i| format!("user-{i:05}@example.com"))
+        .collect();
+    let reply = api
+        .call(Method::PUT, "/flag-sets/web/segments/customers")
+        .token(BOOTSTRAP)
+        .json(json!({"rule": {"in": [{"var": "email"}, emails]}}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let attack = json!({
+        "state": "ENABLED",
+        "variants": {"on": true, "off": false},
+        "defaultVariant": "off",
+        "targeting": {"if": [{"or": vec![json!({"$ref": "customers"}); 40_000]}, "on", "off"]}
+    });
+    let limit = "limit of 1048576 bytes per flag";
+    let before = api.get("/flags/web/banner").await;
+    let audit = || async {
+        api.get("/audit").await.body["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let viewer = api.token("viewer", "viewer", None).await;
+    let audit_before = audit().await;
+
+    // A viewer's validation reports it, as every problem, with its pointer.
+    let reply = api
+        .call(
+            Method::POST,
+            "/flags/web/banner/environments/production/validate",
+        )
+        .token(&viewer)
+        .json(attack.clone())
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["valid"], false);
+    let problem = &reply.body["problems"][0];
+    assert_eq!(problem["pointer"], "/targeting", "{}", reply.body);
+    assert_eq!(problem["severity"], "error");
+    assert!(problem["message"].as_str().unwrap().contains(limit));
+
+    // The PUT refuses it with 422 at the same pointer.
+    let put = api
+        .call(Method::PUT, "/flags/web/banner/environments/production")
+        .token(BOOTSTRAP)
+        .json(attack.clone())
+        .send()
+        .await;
+    assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", put.body);
+    assert_eq!(put.error_code(), "invalid");
+    assert_eq!(
+        put.problem_paths(),
+        BTreeSet::from(["/targeting".to_owned()])
+    );
+    let message = put.body["error"]["problems"][0]["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains(limit), "{message}");
+
+    // So does creating a flag with it, and importing it.
+    let mut new = attack.clone();
+    new["flagSet"] = json!("web");
+    new["key"] = json!("other");
+    let reply = api.post("/flags", new).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .problem_paths()
+            .iter()
+            .all(|p| p.ends_with("/targeting")),
+        "{}",
+        reply.body
+    );
+    let document = json!({
+        "$evaluators": {"customers": {"in": [{"var": "email"}, emails]}},
+        "flags": {"imported": attack}
+    });
+    let reply = api
+        .post("/import?environment=production&flagSet=web", document)
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.problem_paths(),
+        BTreeSet::from(["/flags/imported/targeting".to_owned()])
+    );
+
+    // Nothing was stored.
+    let after = api.get("/flags/web/banner").await;
+    assert_eq!(after.etag(), before.etag());
+    assert_eq!(after.body, before.body);
+    assert_eq!(audit().await, audit_before);
+    assert_eq!(
+        api.get("/flags/web/other").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/flags/web/imported").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

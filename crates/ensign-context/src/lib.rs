@@ -104,4 +104,18 @@ mod tests {
         );
         assert!(parse_selector(Some("team=web")).is_err());
     }
+
+    #[test]
+    fn selectors_longer_than_the_limit_are_refused_saying_so() {
+        let longest = format!(
+            "flagSetId={}",
+            "w".repeat(ensign_engine::MAX_SELECTOR_BYTES - 10)
+        );
+        assert!(parse_selector(Some(&longest)).is_ok());
+        let over = format!("{longest}w");
+        assert_eq!(
+            parse_selector(Some(&over)).map_err(|e| e.to_string()),
+            Err("the selector is 1025 bytes long; the limit is 1024 bytes".to_owned())
+        );
+    }
 }

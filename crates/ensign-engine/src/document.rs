@@ -11,12 +11,13 @@
 //!
 //! See `docs/adr/0004-validation-severity.md`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::logic::{self, compile::escape_pointer};
+use crate::logic::compile::{self, escape_pointer};
 use crate::metadata::{Metadata, MetadataValue};
 use crate::snapshot::{Flag, FlagState, Targeting};
 use crate::value::FlagValue;
@@ -43,19 +44,46 @@ impl Format {
 }
 
 /// Bounds on what a document may be.
+///
+/// The rule bounds hold targeting rules as they are served and compiled, with
+/// every `{"$ref": name}` replaced by the evaluator it names: a small document
+/// whose rules reference a large evaluator many times would otherwise grow
+/// without bound when inlined (into sync payloads and exports) and compiled.
+/// They are checked while counting, before anything is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// The largest document accepted, in bytes.
     pub max_document_bytes: usize,
     /// The deepest nesting of arrays and objects accepted.
     pub max_depth: usize,
+    /// The largest targeting rule of one flag, in bytes of compact JSON with
+    /// its `$ref`s inlined.
+    pub max_rule_bytes: usize,
+    /// The most expressions (operators, operands, literals) one flag's
+    /// targeting rule compiles to, with its `$ref`s inlined.
+    pub max_rule_nodes: usize,
+    /// The largest total of every flag's [`max_rule_bytes`](Limits::max_rule_bytes)
+    /// measure in one document.
+    pub max_document_rule_bytes: usize,
+    /// The largest total of every flag's [`max_rule_nodes`](Limits::max_rule_nodes)
+    /// measure in one document.
+    pub max_document_rule_nodes: usize,
 }
 
 impl Default for Limits {
+    /// 64 MiB and 64 levels; per flag 1 MiB and 50,000 expressions of
+    /// targeting (real rules are a few hundred bytes to a few KiB; an `in`
+    /// list of 10,000 user ids is about 400 KB and one expression); per
+    /// document 16 MiB and 500,000 expressions of targeting, so one document
+    /// compiles to at most some tens of MB whatever its `$ref`s.
     fn default() -> Self {
         Limits {
             max_document_bytes: 64 * 1024 * 1024,
             max_depth: 64,
+            max_rule_bytes: 1024 * 1024,
+            max_rule_nodes: 50_000,
+            max_document_rule_bytes: 16 * 1024 * 1024,
+            max_document_rule_nodes: 500_000,
         }
     }
 }
@@ -153,7 +181,7 @@ pub fn load_value(value: &Value, limits: &Limits) -> Result<Loaded, DocumentErro
             }],
         });
     }
-    let mut checker = Checker::default();
+    let mut checker = Checker::new(*limits);
     let document = checker.document(value);
     let (errors, warnings): (Vec<_>, Vec<_>) = checker
         .problems
@@ -241,9 +269,111 @@ fn depth(value: &Value) -> usize {
     deepest
 }
 
-#[derive(Default)]
 struct Checker {
     problems: Vec<Problem>,
+    limits: Limits,
+    /// Inlined targeting bytes of the flags compiled so far.
+    rule_bytes: usize,
+    /// Targeting expressions of the flags compiled so far.
+    rule_nodes: usize,
+}
+
+/// The document's `$evaluators`, with the size of each measured at most once.
+struct Evaluators<'e> {
+    rules: &'e Map<String, Value>,
+    /// Compact-JSON bytes of each evaluator measured so far (saturated at the
+    /// per-flag limit: anything larger is refused anyway).
+    bytes: HashMap<&'e str, usize>,
+}
+
+impl<'e> Evaluators<'e> {
+    fn new(rules: &'e Map<String, Value>) -> Self {
+        Evaluators {
+            rules,
+            bytes: HashMap::new(),
+        }
+    }
+
+    /// The evaluator a `{"$ref": name}` object is replaced by, if `map` is one
+    /// and names an evaluator (what [`inline_references`] replaces).
+    fn referenced(&self, map: &Map<String, Value>) -> Option<(&'e str, &'e Value)> {
+        match (map.len(), map.get("$ref")) {
+            (1, Some(Value::String(name))) => self.rules.get_key_value(name.as_str()),
+            _ => None,
+        }
+        .map(|(name, rule)| (name.as_str(), rule))
+    }
+
+    /// Bytes of `rule` as compact JSON once its `$ref`s are inlined, counted
+    /// without building it; `None` as soon as the count passes `limit`.
+    fn inlined_bytes(&mut self, rule: &Value, limit: usize) -> Option<usize> {
+        let mut total = 0usize;
+        self.count_inlined(rule, &mut total, limit).then_some(total)
+    }
+
+    /// Adds `value`'s inlined bytes to `total`; false once it passes `limit`.
+    fn count_inlined(&mut self, value: &Value, total: &mut usize, limit: usize) -> bool {
+        match value {
+            Value::Object(map) => {
+                if let Some((name, rule)) = self.referenced(map) {
+                    let bytes = *self
+                        .bytes
+                        .entry(name)
+                        .or_insert_with(|| json_bytes(rule, limit).unwrap_or(usize::MAX));
+                    *total = total.saturating_add(bytes);
+                } else {
+                    // Braces and commas, then `"key":value` per member.
+                    *total = total.saturating_add(1 + map.len().max(1));
+                    for (key, member) in map {
+                        let key_bytes = json_bytes(key, usize::MAX).unwrap_or(usize::MAX);
+                        *total = total.saturating_add(key_bytes).saturating_add(1);
+                        if !self.count_inlined(member, total, limit) {
+                            return false;
+                        }
+                    }
+                }
+            }
+            Value::Array(items) => {
+                *total = total.saturating_add(1 + items.len().max(1));
+                for item in items {
+                    if !self.count_inlined(item, total, limit) {
+                        return false;
+                    }
+                }
+            }
+            scalar => {
+                *total = total.saturating_add(json_bytes(scalar, limit).unwrap_or(usize::MAX))
+            }
+        }
+        *total <= limit
+    }
+}
+
+/// Counts the bytes written to it, failing once they pass a limit.
+struct ByteCounter {
+    bytes: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes = self.bytes.saturating_add(buf.len());
+        if self.bytes > self.limit {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The length of `value` as compact JSON, written nowhere; `None` past `limit`.
+fn json_bytes<T: serde::Serialize + ?Sized>(value: &T, limit: usize) -> Option<usize> {
+    let mut counter = ByteCounter { bytes: 0, limit };
+    serde_json::to_writer(&mut counter, value).ok()?;
+    Some(counter.bytes)
 }
 
 static EMPTY_OBJECT: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
@@ -264,6 +394,15 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 impl Checker {
+    fn new(limits: Limits) -> Self {
+        Checker {
+            problems: Vec::new(),
+            limits,
+            rule_bytes: 0,
+            rule_nodes: 0,
+        }
+    }
+
     fn error(&mut self, path: String, message: String) {
         self.problems.push(Problem {
             path,
@@ -303,7 +442,7 @@ impl Checker {
             Some(value) => self.metadata("/metadata", value),
             None => Metadata::new(),
         };
-        let evaluators = match root.get("$evaluators") {
+        let mut evaluators = Evaluators::new(match root.get("$evaluators") {
             None => &EMPTY_OBJECT,
             Some(Value::Object(map)) => map,
             Some(other) => {
@@ -313,7 +452,7 @@ impl Checker {
                 );
                 &EMPTY_OBJECT
             }
-        };
+        });
         let mut flags = Vec::new();
         match root.get("flags") {
             None => self.error(
@@ -323,7 +462,9 @@ impl Checker {
             Some(Value::Object(map)) => {
                 for (key, definition) in map {
                     let path = pointer("/flags", key);
-                    if let Some(flag) = self.flag(&path, key, definition, &metadata, evaluators) {
+                    if let Some(flag) =
+                        self.flag(&path, key, definition, &metadata, &mut evaluators)
+                    {
                         flags.push(Arc::new(flag));
                     }
                 }
@@ -349,7 +490,9 @@ impl Checker {
                         );
                         continue;
                     }
-                    if let Some(flag) = self.flag(&path, key, definition, &metadata, evaluators) {
+                    if let Some(flag) =
+                        self.flag(&path, key, definition, &metadata, &mut evaluators)
+                    {
                         flags.push(Arc::new(flag));
                     }
                 }
@@ -403,7 +546,7 @@ impl Checker {
         key: &str,
         definition: &Value,
         set_metadata: &Metadata,
-        evaluators: &Map<String, Value>,
+        evaluators: &mut Evaluators<'_>,
     ) -> Option<Flag> {
         let errors_before = self.error_count();
         if key.is_empty() {
@@ -580,12 +723,14 @@ impl Checker {
         variants
     }
 
-    /// Compiles the targeting rule; returns it and its JSON with `$ref`s inlined.
+    /// Compiles the targeting rule; returns it and its JSON with `$ref`s
+    /// inlined. A rule over the [`Limits`] on rules is an error, found by
+    /// counting before anything is copied.
     fn targeting(
         &mut self,
         path: &str,
         value: Option<&Value>,
-        evaluators: &Map<String, Value>,
+        evaluators: &mut Evaluators<'_>,
     ) -> (Targeting, Option<Value>) {
         let rule = match value {
             None | Some(Value::Null) => return (Targeting::None, None),
@@ -599,7 +744,11 @@ impl Checker {
                 return (Targeting::None, None);
             }
         };
-        let (node, problems) = logic::compile(rule, evaluators);
+        let Some(compile::Compiled { node, problems, .. }) =
+            self.compile_within_limits(path, rule, evaluators)
+        else {
+            return (Targeting::None, None);
+        };
         let inlined = inline_references(rule, evaluators);
         if problems.is_empty() {
             return (Targeting::Rule(node), Some(inlined));
@@ -617,16 +766,74 @@ impl Checker {
         }
         (Targeting::Broken(message), Some(inlined))
     }
+
+    /// Compiles `rule` if it stays within the per-flag and per-document rule
+    /// limits (inlined bytes first, then compiled expressions), and adds it to
+    /// the document's totals; otherwise reports which limit it passes at
+    /// `<path>/targeting` and returns `None`.
+    fn compile_within_limits(
+        &mut self,
+        path: &str,
+        rule: &Value,
+        evaluators: &mut Evaluators<'_>,
+    ) -> Option<compile::Compiled> {
+        let pointer = format!("{path}/targeting");
+        let limits = self.limits;
+        let Some(bytes) = evaluators.inlined_bytes(rule, limits.max_rule_bytes) else {
+            self.error(
+                pointer,
+                format!(
+                    "the targeting rule is over the limit of {} bytes per flag once its \"$ref\"s are inlined",
+                    limits.max_rule_bytes
+                ),
+            );
+            return None;
+        };
+        if self.rule_bytes.saturating_add(bytes) > limits.max_document_rule_bytes {
+            self.error(
+                pointer,
+                format!(
+                    "the targeting rules of this document are over the limit of {} bytes per document once their \"$ref\"s are inlined",
+                    limits.max_document_rule_bytes
+                ),
+            );
+            return None;
+        }
+        let document_nodes_left = limits
+            .max_document_rule_nodes
+            .saturating_sub(self.rule_nodes);
+        let budget = limits.max_rule_nodes.min(document_nodes_left);
+        match compile::compile_within(rule, evaluators.rules, budget) {
+            Ok(compiled) => {
+                self.rule_bytes += bytes;
+                self.rule_nodes += compiled.nodes;
+                Some(compiled)
+            }
+            Err(compile::NodeBudgetExceeded) => {
+                let message = if budget == limits.max_rule_nodes {
+                    format!(
+                        "the targeting rule is over the limit of {} expressions per flag once its \"$ref\"s are inlined",
+                        limits.max_rule_nodes
+                    )
+                } else {
+                    format!(
+                        "the targeting rules of this document are over the limit of {} expressions per document once their \"$ref\"s are inlined",
+                        limits.max_document_rule_nodes
+                    )
+                };
+                self.error(pointer, message);
+                None
+            }
+        }
+    }
 }
 
 /// The rule with every resolvable `{"$ref": name}` replaced by the named rule
 /// (once, as flagd does), for sync payloads and exports.
-fn inline_references(rule: &Value, evaluators: &Map<String, Value>) -> Value {
+fn inline_references(rule: &Value, evaluators: &Evaluators<'_>) -> Value {
     match rule {
         Value::Object(map) => {
-            if let (1, Some(Value::String(name))) = (map.len(), map.get("$ref"))
-                && let Some(target) = evaluators.get(name)
-            {
+            if let Some((_, target)) = evaluators.referenced(map) {
                 return target.clone();
             }
             Value::Object(
@@ -649,6 +856,126 @@ fn inline_references(rule: &Value, evaluators: &Map<String, Value>) -> Value {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    fn evaluators() -> Map<String, Value> {
+        let Value::Object(map) = json!({
+            "pro": {"in": [{"var": "plan"}, ["pro", "enter\"prise/é"]]},
+            "nested": {"$ref": "pro"}
+        }) else {
+            unreachable!()
+        };
+        map
+    }
+
+    #[test]
+    fn inlined_bytes_are_counted_exactly_without_inlining() {
+        let rules = evaluators();
+        let mut evaluators = Evaluators::new(&rules);
+        for rule in [
+            json!({"if": [{"$ref": "pro"}, "a", "b"]}),
+            json!({"or": [{"$ref": "pro"}, {"$ref": "nested"}, {"$ref": "absent"}, {"$ref": "pro", "x": 1}]}),
+            json!({"in": [{"var": "k\u{1}"}, [], {}, [null, true, 1.5e300, -3]]}),
+            json!({"$ref": "pro"}),
+        ] {
+            let inlined = inline_references(&rule, &evaluators).to_string();
+            assert_eq!(
+                evaluators.inlined_bytes(&rule, usize::MAX),
+                Some(inlined.len()),
+                "{inlined}"
+            );
+            assert_eq!(evaluators.inlined_bytes(&rule, inlined.len() - 1), None);
+        }
+    }
+
+    /// A document with `flags` flags, each referencing `pro` `refs` times.
+    fn referencing(flags: usize, refs: usize) -> Value {
+        let rule = json!({"or": vec![json!({"$ref": "pro"}); refs]});
+        let flags: Map<String, Value> = (0..flags)
+            .map(|i| {
+                let flag = json!({"state": "ENABLED", "variants": {"on": true}, "targeting": rule});
+                (format!("f~{i}"), flag)
+            })
+            .collect();
+        json!({"$evaluators": evaluators(), "flags": flags})
+    }
+
+    fn refused(document: &Value, limits: &Limits) -> Vec<Problem> {
+        load_value(document, limits).unwrap_err().problems
+    }
+
+    #[test]
+    fn rules_over_the_per_flag_limits_are_errors_at_their_targeting() {
+        let one_ref = inline_references(&json!({"$ref": "pro"}), &Evaluators::new(&evaluators()))
+            .to_string()
+            .len();
+        let limits = Limits {
+            max_rule_bytes: 10 * one_ref,
+            ..Limits::default()
+        };
+        assert!(load_value(&referencing(1, 8), &limits).is_ok());
+        let problems = refused(&referencing(1, 10), &limits);
+        assert_eq!(problems[0].path, "/flags/f~00/targeting");
+        assert_eq!(problems[0].severity, Severity::Error);
+        let limit = format!("limit of {} bytes per flag", 10 * one_ref);
+        assert!(problems[0].message.contains(&limit), "{}", problems[0]);
+
+        // `or`, then per reference: the `$ref`, `in`, `var` and the constant list.
+        let limits = Limits {
+            max_rule_nodes: 1 + 4 * 10,
+            ..Limits::default()
+        };
+        assert!(load_value(&referencing(1, 10), &limits).is_ok());
+        let problems = refused(&referencing(1, 11), &limits);
+        assert_eq!(problems[0].path, "/flags/f~00/targeting");
+        assert!(
+            problems[0]
+                .message
+                .contains("limit of 41 expressions per flag"),
+            "{}",
+            problems[0]
+        );
+    }
+
+    #[test]
+    fn rules_over_the_per_document_limits_are_errors_at_the_flag_that_passes_them() {
+        let limits = Limits {
+            max_document_rule_nodes: 3 * 41,
+            ..Limits::default()
+        };
+        assert!(load_value(&referencing(3, 10), &limits).is_ok());
+        let problems = refused(&referencing(4, 10), &limits);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "/flags/f~03/targeting");
+        assert!(
+            problems[0]
+                .message
+                .contains("limit of 123 expressions per document"),
+            "{}",
+            problems[0]
+        );
+
+        let bytes = referencing(1, 10)["flags"]["f~0"]["targeting"]
+            .to_string()
+            .len();
+        let rule_bytes = inline_references(
+            &referencing(1, 10)["flags"]["f~0"]["targeting"],
+            &Evaluators::new(&evaluators()),
+        )
+        .to_string()
+        .len();
+        assert!(rule_bytes > bytes);
+        let limits = Limits {
+            max_document_rule_bytes: 2 * rule_bytes,
+            ..Limits::default()
+        };
+        assert!(load_value(&referencing(2, 10), &limits).is_ok());
+        let problems = refused(&referencing(3, 10), &limits);
+        assert_eq!(problems[0].path, "/flags/f~02/targeting");
+        let limit = format!("limit of {} bytes per document", 2 * rule_bytes);
+        assert!(problems[0].message.contains(&limit), "{}", problems[0]);
+    }
 
     #[test]
     fn yaml_flow_depth_ignores_quotes_and_comments() {

@@ -29,7 +29,7 @@ pub use fractional::{BucketRange, FractionalTrace};
 pub use metadata::{Metadata, MetadataValue};
 pub use resolution::{ErrorCode, Reason, Resolution, ResolutionError};
 pub use snapshot::{
-    Context, EvaluationOptions, Flag, FlagChange, FlagState, FractionalGeneration, Selector,
-    SelectorError, Snapshot, Source,
+    Context, EvaluationOptions, Flag, FlagChange, FlagState, FractionalGeneration,
+    MAX_SELECTOR_BYTES, Selector, SelectorError, Snapshot, Source,
 };
 pub use value::{FlagValue, RequestedType, ValueType};

@@ -398,19 +398,34 @@ pub enum Selector {
     Source(String),
 }
 
+/// The longest selector accepted, in bytes (blanks around it included): far
+/// beyond any flag-set id or source name, and small enough that what clients
+/// send cannot make the per-selector work and caches of the servers large.
+pub const MAX_SELECTOR_BYTES: usize = 1024;
+
 /// A selector that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unsupported selector key \"{0}\": use flagSetId=<id> or source=<name>")]
-pub struct SelectorError(pub String);
+pub enum SelectorError {
+    /// A `key=value` selector with a key other than `flagSetId` or `source`.
+    #[error("unsupported selector key \"{0}\": use flagSetId=<id> or source=<name>")]
+    UnsupportedKey(String),
+    /// Longer than [`MAX_SELECTOR_BYTES`] (the length it has).
+    #[error("the selector is {0} bytes long; the limit is {MAX_SELECTOR_BYTES} bytes")]
+    TooLong(usize),
+}
 
 impl Selector {
-    /// Parses `flagSetId=…`, `source=…` or a bare source name.
+    /// Parses `flagSetId=…`, `source=…` or a bare source name, of at most
+    /// [`MAX_SELECTOR_BYTES`].
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        if text.len() > MAX_SELECTOR_BYTES {
+            return Err(SelectorError::TooLong(text.len()));
+        }
         let text = text.trim();
         match text.split_once('=') {
             Some(("flagSetId", id)) => Ok(Selector::FlagSet(id.to_owned())),
             Some(("source", name)) => Ok(Selector::Source(name.to_owned())),
-            Some((key, _)) => Err(SelectorError(key.to_owned())),
+            Some((key, _)) => Err(SelectorError::UnsupportedKey(key.to_owned())),
             None => Ok(Selector::Source(text.to_owned())),
         }
     }

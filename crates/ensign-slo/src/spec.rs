@@ -187,6 +187,7 @@ pub fn parse_as(text: &str, format: Format) -> Result<Spec, SpecError> {
     let limits = Limits {
         max_document_bytes: MAX_SPEC_BYTES,
         max_depth: MAX_DEPTH,
+        ..Limits::default()
     };
     let value = document::parse(text, format, &limits).map_err(SpecError::whole)?;
     from_value(&value)

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ensign_engine::EvaluationOptions;
+use ensign_engine::{EvaluationOptions, Limits};
 use ensign_metrics::{Metrics, SourceLabels};
 use ensign_sources::{SourceSpec, run_file_source};
 use ensign_store::Store;
@@ -101,7 +101,12 @@ async fn measure(mode: Mode, flags: usize, iterations: usize) -> (Vec<Duration>,
         Arc::new(Metrics::new()),
     ));
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_file_source(spec, Arc::clone(&store), shutdown.clone()));
+    let task = tokio::spawn(run_file_source(
+        spec,
+        Limits::default(),
+        Arc::clone(&store),
+        shutdown.clone(),
+    ));
     let mut updates = store.subscribe();
     while updates.borrow_and_update().generation < 1 {
         updates.changed().await.unwrap();

@@ -40,8 +40,10 @@
 //! once, not on every poll.
 //!
 //! Reading, parsing and publishing run on tokio's blocking pool, never on
-//! the runtime's core threads. Documents are limited by the engine's
-//! [`Limits::default`] (64 MiB, 64 levels of nesting).
+//! the runtime's core threads. Documents are limited by the [`Limits`] the
+//! source runs with: `ensign serve` passes `--max-flag-document-bytes`
+//! ([`DEFAULT_MAX_DOCUMENT_BYTES`] unless set). A file over the size limit is
+//! refused by its length before it is read, like any invalid update.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs::File;
@@ -73,13 +75,26 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a failure seen after an event must persist before it is reported.
 pub const CONFIRM_FAILURE_AFTER: Duration = Duration::from_millis(250);
 
+/// The largest flag file `ensign serve` reads unless told otherwise: 8 MiB,
+/// some thousands of flags, an order of magnitude above large real
+/// configurations. Every bulk answer (OFREP bulk evaluation, sync payloads)
+/// carries the whole document to every client, and gRPC clients refuse
+/// messages over 4 MiB by default, so larger documents serve badly anyway.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
+
 /// Runs the file source `spec` until `shutdown` is cancelled: loads the file
-/// into the store's slot named `spec.name`, then applies every change.
+/// into the store's slot named `spec.name`, then applies every change, each
+/// within `limits`.
 ///
-/// Never returns an error: a missing or invalid file is reported through
-/// [`Store::reject_update`] and retried, and a failure to set up inotify falls
-/// back to polling every [`POLL_INTERVAL`] (logged as a warning).
-pub async fn run_file_source(spec: SourceSpec, store: Arc<Store>, shutdown: CancellationToken) {
+/// Never returns an error: a missing, invalid or over-limit file is reported
+/// through [`Store::reject_update`] and retried, and a failure to set up
+/// inotify falls back to polling every [`POLL_INTERVAL`] (logged as a warning).
+pub async fn run_file_source(
+    spec: SourceSpec,
+    limits: Limits,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) {
     let SourceKind::File { path, format } = spec.kind;
     let changed = Arc::new(Notify::new());
     let watcher = match new_watcher(Arc::clone(&changed)) {
@@ -98,7 +113,7 @@ pub async fn run_file_source(spec: SourceSpec, store: Arc<Store>, shutdown: Canc
         name: spec.name,
         path,
         format,
-        limits: Limits::default(),
+        limits,
         store,
         watcher,
         watched: Vec::new(),
@@ -364,19 +379,28 @@ fn directories_to_watch(path: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-/// Reads `path` (following symlinks), refusing more than `limit` bytes.
-fn read_limited(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+/// Reads `path` (following symlinks), refusing more than `limit` bytes: by
+/// its length before reading when it has one (a regular file), else once
+/// `limit + 1` bytes have been read.
+pub fn read_limited(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    let too_large = |size: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("the file is {size} bytes; the limit is {limit} bytes"),
+        )
+    };
     let file = File::open(path)?;
     let size_hint = file.metadata().map_or(0, |meta| meta.len());
-    let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-    let capacity = usize::try_from(size_hint.min(limit.saturating_add(1))).unwrap_or(0);
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if size_hint > limit_u64 {
+        return Err(too_large(size_hint.to_string()));
+    }
+    let capacity = usize::try_from(size_hint).unwrap_or(0);
     let mut bytes = Vec::with_capacity(capacity);
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!("larger than the limit of {limit} bytes"),
-        ));
+    file.take(limit_u64.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(too_large(format!("more than {limit}")));
     }
     Ok(bytes)
 }

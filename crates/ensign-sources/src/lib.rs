@@ -18,5 +18,5 @@ pub mod file;
 pub mod spec;
 
 pub use database::{DATABASE_SOURCE, flush_evaluations, run_database_source};
-pub use file::run_file_source;
+pub use file::{DEFAULT_MAX_DOCUMENT_BYTES, read_limited, run_file_source};
 pub use spec::{SourceKind, SourceSpec, SourceSpecError, UnsupportedKind};

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensign_engine::EvaluationOptions;
+use ensign_engine::{EvaluationOptions, Limits};
 use ensign_metrics::Metrics;
 use ensign_sources::{SourceSpec, run_file_source};
 use ensign_store::Store;
@@ -35,6 +35,10 @@ struct Running {
 
 impl Running {
     fn start(uri: &str) -> Running {
+        Running::start_within(uri, Limits::default())
+    }
+
+    fn start_within(uri: &str, limits: Limits) -> Running {
         let spec: SourceSpec = uri.parse().expect("file source");
         let name = spec.name().to_owned();
         let store = Arc::new(Store::new(
@@ -43,7 +47,12 @@ impl Running {
             Arc::new(Metrics::new()),
         ));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_file_source(spec, Arc::clone(&store), shutdown.clone()));
+        let task = tokio::spawn(run_file_source(
+            spec,
+            limits,
+            Arc::clone(&store),
+            shutdown.clone(),
+        ));
         Running {
             store,
             name,
@@ -220,6 +229,46 @@ async fn invalid_updates_keep_the_last_good_flags_and_count() {
     );
     source.wait_for_variant("b").await;
     assert_eq!(source.errors(), 2, "each bad document is counted once");
+    source.stop().await;
+}
+
+/// Issue #11: a valid 50 MB document was served, and every bulk answer was
+/// then 52 MB. Over the limit, a valid document is an invalid update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_over_the_size_limit_keeps_the_last_good_flags_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flags.json");
+    fs::write(&path, flags("a")).unwrap();
+    let limit = 4096;
+    let source = Running::start_within(
+        &uri(&path),
+        Limits {
+            max_document_bytes: limit,
+            ..Limits::default()
+        },
+    );
+    source.wait_for_variant("a").await;
+
+    // Valid, but over the limit (padded with a long metadata value).
+    let padded = |variant: &str, size: usize| {
+        let document = flags(variant);
+        let padding = "x".repeat(size - document.len() - r#","metadata":{"p":""}"#.len());
+        let padded = format!(
+            r#"{},"metadata":{{"p":"{padding}"}}}}"#,
+            &document[..document.len() - 1]
+        );
+        assert_eq!(padded.len(), size);
+        padded
+    };
+    replace_atomically(&path, &padded("b", limit + 1));
+    source.wait_for_errors(1).await;
+    assert_eq!(source.variant().as_deref(), Some("a"));
+    assert_eq!(source.store.latest().generation, 1);
+
+    // At the limit it is served.
+    replace_atomically(&path, &padded("c", limit));
+    source.wait_for_variant("c").await;
+    assert_eq!(source.errors(), 1);
     source.stop().await;
 }
 

@@ -69,6 +69,12 @@ impl SyncService {
         .into_axum_router()
     }
 
+    /// What the payload cache holds now (its bounds are
+    /// [`payload::MAX_CACHED_PAYLOADS`] and [`payload::MAX_CACHED_PAYLOAD_BYTES`]).
+    pub fn cached_payloads(&self) -> payload::CacheUsage {
+        self.payloads.usage()
+    }
+
     fn sync_context(&self) -> Struct {
         json_to_struct(&self.config.static_context)
     }

@@ -111,6 +111,7 @@ struct Server {
     store: Arc<Store>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    service: SyncService,
 }
 
 async fn start(config: SyncConfig) -> Server {
@@ -128,7 +129,7 @@ async fn start(config: SyncConfig) -> Server {
     let task = tokio::spawn(ensign_http::serve(
         listener,
         None,
-        service.into_router(4 * 1024 * 1024),
+        service.clone().into_router(4 * 1024 * 1024),
         // As `ensign serve` runs the sync port.
         ensign_http::Http2Settings {
             keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
@@ -142,6 +143,7 @@ async fn start(config: SyncConfig) -> Server {
         store,
         shutdown,
         task,
+        service,
     }
 }
 
@@ -377,6 +379,61 @@ async fn invalid_selectors_are_invalid_arguments() {
         server.open_sync_streams(),
         r#"ensign_open_streams{kind="sync"} 1"#
     );
+}
+
+/// Issue #11: distinct selectors from unauthenticated clients filled the
+/// payload cache (150 of 900 KB grew the process by 140 MB).
+#[tokio::test]
+async fn client_selectors_cannot_grow_the_payload_cache() {
+    let server = start(default_config()).await;
+    let mut client = server.client().await;
+    let fetch = |selector: String| FetchAllFlagsRequest {
+        provider_id: String::new(),
+        selector,
+    };
+    for i in 0..150 {
+        let selector = format!("source={i:01017}");
+        assert_eq!(selector.len(), ensign_engine::MAX_SELECTOR_BYTES);
+        let answer = client.fetch_all_flags(fetch(selector)).await.unwrap();
+        assert_eq!(answer.into_inner().flag_configuration, r#"{"flags":{}}"#);
+    }
+    assert_eq!(server.service.cached_payloads().entries, 0);
+
+    let status = client
+        .fetch_all_flags(fetch("w".repeat(900 * 1024)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("the limit is 1024 bytes"),
+        "{status:?}"
+    );
+    let status = client
+        .sync_flags(sync_request(
+            &format!("flagSetId={}", "w".repeat(1024)),
+            None,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+
+    // Selectors that match flags are cached, once each (`web.json` is
+    // `source=web.json`).
+    for selector in [
+        "",
+        "flagSetId=web",
+        "web.json",
+        "source=web.json",
+        "flagSetId=team",
+    ] {
+        client
+            .fetch_all_flags(fetch(selector.to_owned()))
+            .await
+            .unwrap();
+    }
+    let usage = server.service.cached_payloads();
+    assert_eq!(usage.entries, 4);
+    assert!(usage.bytes < 4 * 1024, "{usage:?}");
 }
 
 #[tokio::test]

@@ -22,19 +22,55 @@ pub struct CompileProblem {
 /// evaluator is not resolved). Problems are returned alongside the tree; a rule
 /// with problems must not be evaluated.
 pub fn compile(rule: &Value, evaluators: &Map<String, Value>) -> (Node, Vec<CompileProblem>) {
-    let mut compiler = Compiler {
-        evaluators,
-        problems: Vec::new(),
-        path: String::new(),
-    };
+    let mut compiler = Compiler::new(evaluators, usize::MAX);
     let node = compiler.node(rule, true);
     (node, compiler.problems)
+}
+
+/// A rule compiled within a node budget by [`compile_within`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// The compiled tree.
+    pub node: Node,
+    /// What makes the rule unevaluable (see [`compile`]).
+    pub problems: Vec<CompileProblem>,
+    /// How many expressions (operators, operands and literals, `$ref`s
+    /// counted as often as they are inlined) the tree was compiled from.
+    pub nodes: usize,
+}
+
+/// A rule that compiles to more than the node budget given to [`compile_within`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeBudgetExceeded;
+
+/// [`compile`], counting every expression compiled and stopping as soon as
+/// the count passes `max_nodes`: a rule whose `$ref`s multiply into a huge
+/// tree is refused after `max_nodes` steps, never built.
+pub fn compile_within(
+    rule: &Value,
+    evaluators: &Map<String, Value>,
+    max_nodes: usize,
+) -> Result<Compiled, NodeBudgetExceeded> {
+    let mut compiler = Compiler::new(evaluators, max_nodes);
+    let node = compiler.node(rule, true);
+    if compiler.nodes > max_nodes {
+        return Err(NodeBudgetExceeded);
+    }
+    Ok(Compiled {
+        node,
+        problems: compiler.problems,
+        nodes: compiler.nodes,
+    })
 }
 
 struct Compiler<'e> {
     evaluators: &'e Map<String, Value>,
     problems: Vec<CompileProblem>,
     path: String,
+    /// Expressions compiled so far.
+    nodes: usize,
+    /// Past this many expressions compilation stops (every further node is null).
+    max_nodes: usize,
 }
 
 /// Whether a JSON value holds no operator anywhere, so it can stay a literal.
@@ -51,7 +87,17 @@ pub(crate) fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-impl Compiler<'_> {
+impl<'e> Compiler<'e> {
+    fn new(evaluators: &'e Map<String, Value>, max_nodes: usize) -> Self {
+        Compiler {
+            evaluators,
+            problems: Vec::new(),
+            path: String::new(),
+            nodes: 0,
+            max_nodes,
+        }
+    }
+
     fn problem(&mut self, message: String) {
         self.problems.push(CompileProblem {
             path: self.path.clone(),
@@ -69,6 +115,11 @@ impl Compiler<'_> {
     }
 
     fn node(&mut self, value: &Value, refs_allowed: bool) -> Node {
+        self.nodes = self.nodes.saturating_add(1);
+        if self.nodes > self.max_nodes {
+            // Over budget: the caller refuses the rule; build nothing more.
+            return Node::Literal(Value::Null);
+        }
         match value {
             Value::Array(items) if !is_constant(value) => Node::List(
                 items

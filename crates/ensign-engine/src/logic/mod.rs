@@ -11,7 +11,7 @@ pub(crate) mod compile;
 mod eval;
 pub mod val;
 
-pub use compile::{CompileProblem, compile};
+pub use compile::{CompileProblem, Compiled, NodeBudgetExceeded, compile, compile_within};
 pub use eval::{Env, evaluate};
 
 use serde_json::Value;

@@ -77,9 +77,12 @@ pub fn run(args: &FlagsArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The request body for `path`: JSON as written, YAML converted to JSON.
+/// The request body for `path`: JSON as written, YAML converted to JSON. A
+/// file over the admin API's body limit is refused by its length, unread.
 fn document_body(path: &str) -> anyhow::Result<Bytes> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let bytes = ensign_sources::read_limited(Path::new(path), ensign_admin::MAX_REQUEST_BODY)
+        .with_context(|| format!("reading {path}"))?;
+    let text = String::from_utf8(bytes).with_context(|| format!("{path} is not UTF-8 text"))?;
     match Format::from_path(path) {
         Format::Json => {
             // Sent as written (flag order kept); only the syntax is checked here.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use ensign_engine::{EvaluationOptions, FractionalGeneration};
+use ensign_engine::{EvaluationOptions, FractionalGeneration, Limits};
 use ensign_flagd::{ContextRules, FlagdConfig, FlagdState};
 use ensign_management::ManagementState;
 use ensign_metrics::Metrics;
@@ -115,6 +115,16 @@ pub struct ServeArgs {
         default_value_t = 1_000_000
     )]
     max_request_body: usize,
+    /// The largest flag file (`--uri`) served, in bytes: a larger file is
+    /// refused by its length, unread, like any invalid update (logged,
+    /// counted in `ensign_source_errors_total`, the last good flags kept).
+    #[arg(
+        long,
+        env = "ENSIGN_MAX_FLAG_DOCUMENT_BYTES",
+        default_value_t = ensign_sources::DEFAULT_MAX_DOCUMENT_BYTES,
+        value_parser = clap::value_parser!(usize)
+    )]
+    max_flag_document_bytes: usize,
     /// End event streams after this long (`0`: never), e.g. `10m`.
     #[arg(long, env = "ENSIGN_STREAM_DEADLINE", default_value = "0", value_parser = parse_duration)]
     stream_deadline: Duration,
@@ -375,9 +385,14 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             shutdown.clone(),
         ));
     }
+    let file_limits = Limits {
+        max_document_bytes: args.max_flag_document_bytes,
+        ..Limits::default()
+    };
     for spec in specs {
         tasks.spawn(ensign_sources::run_file_source(
             spec,
+            file_limits,
             Arc::clone(&store),
             shutdown.clone(),
         ));
