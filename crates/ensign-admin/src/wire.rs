@@ -13,6 +13,7 @@
 //! these shapes too, with the list of changed JSON Pointers.
 
 pub mod kill_switch;
+mod schema;
 
 use std::collections::BTreeMap;
 
@@ -171,9 +172,11 @@ impl From<model::Environment> for Environment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewEnvironment {
     /// 1 to 64 lowercase letters, digits, `-` or `_`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$", example = "qa")]
     pub key: String,
     /// A display name (default: the key).
     #[serde(default)]
+    #[schema(example = "QA")]
     pub name: Option<String>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -185,6 +188,7 @@ pub struct NewEnvironment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentPatch {
     /// The new display name.
+    #[schema(example = "Production (EU)")]
     pub name: String,
     /// Why, for the audit log.
     #[serde(default)]
@@ -223,12 +227,15 @@ impl From<model::FlagSet> for FlagSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewFlagSet {
     /// 1 to 128 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "mobile")]
     pub key: String,
     /// A display name (default: the key).
     #[serde(default)]
+    #[schema(example = "Mobile apps")]
     pub name: Option<String>,
-    /// Flag-set metadata.
+    /// Flag-set metadata: strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -240,9 +247,11 @@ pub struct NewFlagSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagSetUpdate {
     /// The display name.
+    #[schema(example = "Web")]
     pub name: String,
-    /// The metadata (absent: none).
+    /// The metadata (absent: none): strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -291,6 +300,7 @@ pub struct SegmentPut {
     #[serde(default)]
     pub description: String,
     /// The JsonLogic rule (an object).
+    #[schema(value_type = Object, example = json!({"ends_with": [{"var": "email"}, "@example.com"]}))]
     pub rule: Value,
     /// Why, for the audit log.
     #[serde(default)]
@@ -304,8 +314,10 @@ pub struct SegmentPut {
 #[serde(rename_all = "camelCase")]
 pub struct FlagConfig {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     pub default_variant: Option<String>,
@@ -332,8 +344,10 @@ impl From<model::FlagConfig> for FlagConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagConfigInput {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     #[serde(default)]
@@ -371,8 +385,10 @@ impl From<model::FlagConfig> for FlagConfigInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagConfigPut {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     #[serde(default)]
@@ -466,8 +482,10 @@ fn release() -> Kind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewFlag {
     /// The flag set (must exist).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "web")]
     pub flag_set: String,
     /// The key: 1 to 256 printable characters.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,256}$", example = "new-checkout")]
     pub key: String,
     /// What the flag does.
     #[serde(default)]
@@ -484,13 +502,16 @@ pub struct NewFlag {
     /// When it should be gone (unix milliseconds).
     #[serde(default)]
     pub expires_at: Option<i64>,
-    /// Flag metadata served to SDKs.
+    /// Flag metadata served to SDKs: strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// `ENABLED` or `DISABLED` (default `DISABLED`).
     #[serde(default = "disabled")]
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
-    /// Variant name → value.
+    /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant.
     #[serde(default)]
@@ -580,8 +601,9 @@ pub struct FlagPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub expires_at: Option<Option<i64>>,
-    /// New metadata (replaces the old).
+    /// New metadata (replaces the old): strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::optional_metadata)]
     pub metadata: Option<Map<String, Value>>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -620,8 +642,10 @@ pub struct ToggleRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CopyRequest {
     /// The environment to copy from.
+    #[schema(example = "staging")]
     pub from: String,
-    /// The environment to copy to (the token must cover it).
+    /// The environment to copy to (the token must cover it); not `from`.
+    #[schema(example = "production")]
     pub to: String,
     /// Why, for the audit log.
     #[serde(default)]
@@ -704,7 +728,13 @@ impl From<model::Token> for Token {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
-    /// A unique name (1 to 128 characters; `bootstrap` is reserved).
+    /// A unique name: 1 to 128 printable characters, not only spaces
+    /// (`bootstrap` is reserved).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128,
+        example = "ci-deploy"
+    )]
     pub name: String,
     /// What it may do.
     pub role: Role,
@@ -730,8 +760,8 @@ pub struct CreatedToken {
 // Sessions and users.
 
 /// How to sign in: an API token (or the bootstrap token), or a user's name
-/// and password.
-#[derive(Clone, Default, Deserialize, ToSchema)]
+/// and password (its schema says "one or the other": [`schema::login_request`]).
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     /// An API token's secret, or the bootstrap token.
@@ -744,6 +774,14 @@ pub struct LoginRequest {
     #[serde(default)]
     pub password: Option<String>,
 }
+
+impl utoipa::PartialSchema for LoginRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::login_request()
+    }
+}
+
+impl ToSchema for LoginRequest {}
 
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -800,8 +838,10 @@ impl From<model::User> for User {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$", example = "ada@example.com")]
     pub name: String,
     /// At least 12 characters; stored only as an Argon2id hash.
+    #[schema(min_length = 12, example = "correct horse battery")]
     pub password: String,
     /// What they may do.
     pub role: Role,
