@@ -12,6 +12,7 @@
 //! Audit entries keep the storage's before/after snapshots; they are shown in
 //! these shapes too, with the list of changed JSON Pointers.
 
+mod integer;
 pub mod kill_switch;
 mod schema;
 
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 
 use ensign_storage::model;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -135,12 +136,6 @@ impl From<Role> for model::Role {
             Role::Admin => model::Role::Admin,
         }
     }
-}
-
-/// Deserializes a present field (even `null`) as `Some`, so a patch can tell
-/// "clear it" from "leave it".
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 // Environments.
@@ -354,6 +349,7 @@ pub struct FlagConfigInput {
     pub default_variant: Option<String>,
     /// The JsonLogic targeting rule (may `$ref` the flag set's segments).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
 }
 
@@ -395,6 +391,7 @@ pub struct FlagConfigPut {
     pub default_variant: Option<String>,
     /// The JsonLogic targeting rule.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -500,7 +497,7 @@ pub struct NewFlag {
     #[serde(default = "release")]
     pub kind: Kind,
     /// When it should be gone (unix milliseconds).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::optional")]
     pub expires_at: Option<i64>,
     /// Flag metadata served to SDKs: strings, numbers or booleans.
     #[serde(default)]
@@ -518,6 +515,7 @@ pub struct NewFlag {
     pub default_variant: Option<String>,
     /// The targeting rule.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
     /// Per-environment configurations that differ from the above.
     #[serde(default)]
@@ -598,7 +596,7 @@ pub struct FlagPatch {
     #[serde(default)]
     pub stage: Option<Stage>,
     /// New expiry (unix milliseconds); `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "integer::present_optional")]
     #[schema(value_type = Option<i64>)]
     pub expires_at: Option<Option<i64>>,
     /// New metadata (replaces the old): strings, numbers or booleans.
@@ -677,6 +675,7 @@ pub struct FlagQuery {
     /// environment whose state must match (default `production`).
     pub environment: Option<String>,
     /// `ENABLED` or `DISABLED` (case-insensitive).
+    #[param(pattern = "^([Ee][Nn][Aa][Bb][Ll][Ee][Dd]|[Dd][Ii][Ss][Aa][Bb][Ll][Ee][Dd])$")]
     pub state: Option<String>,
     /// Only this stage (archived flags are listed only when asked for).
     pub stage: Option<Stage>,

@@ -1575,6 +1575,72 @@ async fn the_openapi_document_lists_every_route() {
     );
 }
 
+/// What the OpenAPI document's request schemas allow, the server takes, and
+/// what they refuse, it refuses: integers may be written `1488.0` (JSON
+/// Schema's integers), a flag key is up to 256 characters (not bytes), a
+/// token name is printable and not only spaces.
+#[tokio::test]
+async fn request_bodies_take_what_the_openapi_document_allows() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    let reply = api
+        .flag("web", "banner", json!({"expiresAt": 1488.0}))
+        .await;
+    assert_eq!(reply.body["expiresAt"], 1488);
+    let reply = api
+        .call(Method::PATCH, "/flags/web/banner")
+        .token(BOOTSTRAP)
+        .json(json!({"expiresAt": 2000.0}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["expiresAt"], 2000);
+    for fraction in [json!(1.5), json!(1e19)] {
+        let reply = api
+            .call(Method::PATCH, "/flags/web/banner")
+            .token(BOOTSTRAP)
+            .json(json!({"expiresAt": fraction}))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{fraction}");
+        assert_eq!(
+            reply.problem_paths(),
+            BTreeSet::from(["/expiresAt".to_owned()])
+        );
+    }
+
+    // 256 two-byte characters are 512 bytes, and a valid key.
+    let long_key = "é".repeat(256);
+    api.flag("web", &long_key, json!({})).await;
+    let reply = api
+        .post(
+            "/flags",
+            json!({"flagSet": "web", "key": "é".repeat(257), "variants": {"on": true}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.problem_paths(), BTreeSet::from(["/key".to_owned()]));
+
+    for bad in ["  ", "a\u{7}b", "\u{85}", &"t".repeat(129)] {
+        let reply = api
+            .post("/tokens", json!({"name": bad, "role": "viewer"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(reply.problem_paths(), BTreeSet::from(["/name".to_owned()]));
+    }
+    for good in ["ci deploy", "ü", &"t".repeat(128)] {
+        let reply = api
+            .post("/tokens", json!({"name": good, "role": "viewer"}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{good:?}: {}",
+            reply.body
+        );
+    }
+}
+
 /// Every status the layers around the handlers answer with is documented on
 /// every operation they wrap: 401/403 where credentials are needed, 400/412
 /// where `If-Match` is read (with the pattern the server accepts), 400/413/422

@@ -188,7 +188,8 @@ pub(crate) async fn restore(
     let request: RestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RestoreRequest::default()
     } else {
-        crate::extract::parse_json(&body)?
+        // `null` is no request, as the document's nullable body says.
+        crate::extract::parse_json::<Option<RestoreRequest>>(&body)?.unwrap_or_default()
     };
     let actor = writer.in_environment(&env, request.comment)?;
     state
