@@ -13,8 +13,9 @@
 # 2. Builds ensign and starts `ensign serve` on free loopback ports
 #    (scripts/lib/ensign.sh) with a fresh SQLite database in a temporary
 #    folder, a random bootstrap admin token and an Alertmanager secret.
-# 3. Seeds a flag set, a flag, a segment, a kill-switch binding and a user,
-#    so stateful sequences and path parameters find something to work on.
+# 3. Seeds a flag set, a flag, a segment, a kill-switch binding, a user and an
+#    SLO (the OpenAPI document's examples name them), so the examples phase,
+#    stateful sequences and path parameters find something to work on.
 # 4. Runs `schemathesis run` with scripts/schemathesis/schemathesis.toml.
 #
 # Checks: all of them (`--checks all`) but one, excluded with a reason:
@@ -89,12 +90,12 @@ say "ensign admin API at $API"
 
 # --- Seed data ---------------------------------------------------------------------
 seed_call() {
-  local method="$1" path="$2" body="$3" status
-  status="$(curl -sS -o /dev/stderr -w '%{http_code}' -X "$method" "$API$path" \
+  local method="$1" path="$2" body="$3" answer
+  answer="$(curl -sS -w '\n%{http_code}' -X "$method" "$API$path" \
     -H "Authorization: Bearer $ENSIGN_ADMIN_TOKEN" -H 'Content-Type: application/json' \
-    --data "$body" 2>/dev/null)"
-  if [[ "$status" != 2* ]]; then
-    say "seeding $method $path failed with $status"
+    --data "$body")"
+  if [[ "${answer##*$'\n'}" != 2* ]]; then
+    say "seeding $method $path failed: $answer"
     return 1
   fi
 }
@@ -107,6 +108,10 @@ seed_call POST /flags '{"flagSet": "web", "key": "banner", "state": "ENABLED",
 seed_call POST /kill-switches '{"name": "checkout-errors", "matchers": {"alertname": "CheckoutErrors"},
   "targets": [{"flagSet": "web", "flag": "banner", "environment": "production", "action": "disable"}]}'
 seed_call POST /users '{"name": "ada@example.com", "password": "correct horse battery", "role": "viewer"}'
+seed_call PUT /slos/checkout-availability '{"version": "prometheus/v1", "service": "checkout",
+  "slos": [{"name": "availability", "objective": 99.9, "alerting": {"name": "CheckoutAvailability"},
+    "sli": {"events": {"error_query": "sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}]))",
+                       "total_query": "sum(rate(http_requests_total[{{.window}}]))"}}}]}'
 
 # --- Run -------------------------------------------------------------------------
 mkdir -p "$OUT"

@@ -47,9 +47,9 @@ fn mentions_fractional(rule: &Value) -> bool {
 /// Evaluates the flag as stored now in one environment for a context, and
 /// explains the answer.
 #[utoipa::path(post, operation_id = "evaluateFlag", path = "/flags/{set}/{key}/environments/{env}/evaluate", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production")),
     request_body = EvaluateRequest,
     responses((status = 200, description = "The answer and how it came about", body = Evaluation), ReadErrors))]
 pub(crate) async fn evaluate(
@@ -138,9 +138,9 @@ pub(crate) async fn evaluate(
 /// writing nothing: 200 with every problem of a configuration of the right
 /// shape; a body of another shape is 422, as for the `PUT`.
 #[utoipa::path(post, operation_id = "validateFlagConfig", path = "/flags/{set}/{key}/environments/{env}/validate", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production")),
     request_body = FlagConfigPut,
     responses((status = 200, description = "Whether the PUT would accept it, and every problem", body = Validation), ReadErrors))]
 pub(crate) async fn validate(
