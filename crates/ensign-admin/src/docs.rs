@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderValue, header};
 use utoipa::Modify;
+use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, OpenApi, RefOr, Type};
 
-use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, ProblemBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorDetail, ProblemBody, documented};
 
 /// The frame the routes are added to.
 #[derive(utoipa::OpenApi)]
@@ -60,6 +62,98 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
         );
     }
+}
+
+/// What `If-Match` may be ([`IfMatch`](crate::extract::IfMatch) reads it):
+/// `*`, or one ETag this API sent (a version of at most 18 digits, quoted).
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(\*|"[0-9]{1,18}")$"#;
+
+/// Every operation of `openapi`.
+fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
+/// Adds the error responses of `codes` that `operation` does not list yet.
+fn add_errors(operation: &mut Operation, codes: &[ErrorCode]) {
+    for (status, response) in documented(codes) {
+        operation
+            .responses
+            .responses
+            .entry(status)
+            .or_insert(response);
+    }
+}
+
+/// Says what the authentication middleware enforces on the routes it guards:
+/// 401 without valid credentials, 403 when the role, the environments or the
+/// CSRF token do not allow the request.
+pub(crate) fn describe_guard(openapi: &mut OpenApi) {
+    for operation in operations(openapi) {
+        add_errors(operation, &[ErrorCode::Unauthorized, ErrorCode::Forbidden]);
+    }
+}
+
+/// Says what the extractors and layers around every handler enforce, so the
+/// annotations need not repeat it: an `If-Match` header has the shape
+/// [`IF_MATCH_PATTERN`] (else 400) and a stale one is 412; a JSON body is
+/// refused with 400 (not JSON), 413 (over the limit) or 422 (not the
+/// documented shape); any request may meet 500 or 503.
+pub(crate) fn describe_extractors(openapi: &mut OpenApi) {
+    for operation in operations(openapi) {
+        let mut conditional = false;
+        for parameter in operation.parameters.iter_mut().flatten() {
+            if let RefOr::T(parameter) = parameter
+                && parameter.parameter_in == ParameterIn::Header
+                && parameter.name.eq_ignore_ascii_case("if-match")
+            {
+                *parameter = if_match(parameter);
+                conditional = true;
+            }
+        }
+        if conditional {
+            add_errors(
+                operation,
+                &[ErrorCode::BadRequest, ErrorCode::PreconditionFailed],
+            );
+        }
+        if operation.request_body.is_some() {
+            add_errors(
+                operation,
+                &[
+                    ErrorCode::BadRequest,
+                    ErrorCode::PayloadTooLarge,
+                    ErrorCode::Invalid,
+                ],
+            );
+        }
+        add_errors(operation, &[ErrorCode::Internal, ErrorCode::Unavailable]);
+    }
+}
+
+/// The `If-Match` parameter `parameter` with its pattern and an example.
+fn if_match(parameter: &Parameter) -> Parameter {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(IF_MATCH_PATTERN))
+        .description(Some(
+            "`*`, or an ETag this API sent (`\"<version>\"`); without it the write applies \
+             to the current version",
+        ))
+        .build();
+    ParameterBuilder::from(parameter.clone())
+        .schema(Some(schema))
+        .example(Some("\"1\"".into()))
+        .build()
 }
 
 /// The serialized document (empty if it could not be serialized).

@@ -285,7 +285,9 @@ pub(crate) async fn no_method(method: http::Method, uri: http::Uri) -> ApiError 
 
 /// OpenAPI responses of the error codes a route can answer with, each with the
 /// [`ErrorBody`] schema.
-fn documented(codes: &[ErrorCode]) -> std::collections::BTreeMap<String, RefOr<ResponseDoc>> {
+pub(crate) fn documented(
+    codes: &[ErrorCode],
+) -> std::collections::BTreeMap<String, RefOr<ResponseDoc>> {
     codes
         .iter()
         .map(|code| {
@@ -299,7 +301,7 @@ fn documented(codes: &[ErrorCode]) -> std::collections::BTreeMap<String, RefOr<R
                 ErrorCode::PreconditionFailed => "If-Match names a stale version",
                 ErrorCode::PayloadTooLarge => "The request body is over the limit",
                 ErrorCode::Invalid => "Invalid input: every problem with its JSON Pointer",
-                ErrorCode::TooManyRequests => "Too many failed sign-ins; retry later",
+                ErrorCode::TooManyRequests => "Too many sign-ins; retry later",
                 ErrorCode::Internal => "Internal error",
                 ErrorCode::Unavailable => "The database is unavailable; retry later",
             };
@@ -345,6 +347,25 @@ impl utoipa::IntoResponses for WriteErrors {
             ErrorCode::PreconditionFailed,
             ErrorCode::PayloadTooLarge,
             ErrorCode::Invalid,
+            ErrorCode::Internal,
+            ErrorCode::Unavailable,
+        ])
+    }
+}
+
+/// The errors a password or token sign-in can answer with (documentation only):
+/// 401 for wrong credentials, 429 while a name is locked out, 503 when the
+/// database (or the password check) cannot answer now.
+pub(crate) struct SignInErrors;
+
+impl utoipa::IntoResponses for SignInErrors {
+    fn responses() -> std::collections::BTreeMap<String, RefOr<ResponseDoc>> {
+        documented(&[
+            ErrorCode::BadRequest,
+            ErrorCode::Unauthorized,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::Invalid,
+            ErrorCode::TooManyRequests,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
         ])

@@ -177,6 +177,10 @@ where
     }
 }
 
+/// The most digits of a version in `If-Match` (every 18-digit number fits an
+/// `i64`; the OpenAPI document's pattern says the same).
+const MAX_VERSION_DIGITS: usize = 18;
+
 /// The version an `If-Match` header names; `None` without the header (or with
 /// `*`), so the write applies to whatever version is current.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +208,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
         text.strip_prefix('"')
             .and_then(|t| t.strip_suffix('"'))
-            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|digits| {
+                (1..=MAX_VERSION_DIGITS).contains(&digits.len())
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+            })
             .and_then(|digits| digits.parse::<i64>().ok())
             .map(|version| IfMatch(Some(version)))
             .ok_or_else(malformed)

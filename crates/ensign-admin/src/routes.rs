@@ -120,10 +120,14 @@ fn public() -> Routes {
 fn assemble(
     guard: impl FnOnce(Routes) -> Routes,
 ) -> (Router<Arc<AdminState>>, utoipa::openapi::OpenApi) {
-    let api = guard(authenticated()).merge(public());
-    OpenApiRouter::with_openapi(docs::Frame::openapi())
+    let mut authenticated = authenticated();
+    docs::describe_guard(authenticated.get_openapi_mut());
+    let api = guard(authenticated).merge(public());
+    let (router, mut document) = OpenApiRouter::with_openapi(docs::Frame::openapi())
         .nest("/api/v1", api)
-        .split_for_parts()
+        .split_for_parts();
+    docs::describe_extractors(&mut document);
+    (router, document)
 }
 
 /// The OpenAPI document of the admin API (as served at `/api/v1/openapi.json`).

@@ -12,13 +12,15 @@
 //! Audit entries keep the storage's before/after snapshots; they are shown in
 //! these shapes too, with the list of changed JSON Pointers.
 
+mod integer;
 pub mod kill_switch;
+mod schema;
 
 use std::collections::BTreeMap;
 
 use ensign_storage::model;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
@@ -136,12 +138,6 @@ impl From<Role> for model::Role {
     }
 }
 
-/// Deserializes a present field (even `null`) as `Some`, so a patch can tell
-/// "clear it" from "leave it".
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
-}
-
 // Environments.
 
 /// A deployment environment.
@@ -171,9 +167,11 @@ impl From<model::Environment> for Environment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewEnvironment {
     /// 1 to 64 lowercase letters, digits, `-` or `_`.
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$", example = "qa")]
     pub key: String,
     /// A display name (default: the key).
     #[serde(default)]
+    #[schema(example = "QA")]
     pub name: Option<String>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -185,6 +183,7 @@ pub struct NewEnvironment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentPatch {
     /// The new display name.
+    #[schema(example = "Production (EU)")]
     pub name: String,
     /// Why, for the audit log.
     #[serde(default)]
@@ -223,12 +222,15 @@ impl From<model::FlagSet> for FlagSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewFlagSet {
     /// 1 to 128 letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "mobile")]
     pub key: String,
     /// A display name (default: the key).
     #[serde(default)]
+    #[schema(example = "Mobile apps")]
     pub name: Option<String>,
-    /// Flag-set metadata.
+    /// Flag-set metadata: strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -240,9 +242,11 @@ pub struct NewFlagSet {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagSetUpdate {
     /// The display name.
+    #[schema(example = "Web")]
     pub name: String,
-    /// The metadata (absent: none).
+    /// The metadata (absent: none): strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -291,6 +295,7 @@ pub struct SegmentPut {
     #[serde(default)]
     pub description: String,
     /// The JsonLogic rule (an object).
+    #[schema(value_type = Object, example = json!({"ends_with": [{"var": "email"}, "@example.com"]}))]
     pub rule: Value,
     /// Why, for the audit log.
     #[serde(default)]
@@ -304,8 +309,10 @@ pub struct SegmentPut {
 #[serde(rename_all = "camelCase")]
 pub struct FlagConfig {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     pub default_variant: Option<String>,
@@ -332,14 +339,17 @@ impl From<model::FlagConfig> for FlagConfig {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagConfigInput {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     #[serde(default)]
     pub default_variant: Option<String>,
     /// The JsonLogic targeting rule (may `$ref` the flag set's segments).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
 }
 
@@ -371,14 +381,17 @@ impl From<model::FlagConfig> for FlagConfigInput {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FlagConfigPut {
     /// `ENABLED` or `DISABLED`.
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
     /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant; none means the code default.
     #[serde(default)]
     pub default_variant: Option<String>,
     /// The JsonLogic targeting rule.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -466,8 +479,10 @@ fn release() -> Kind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewFlag {
     /// The flag set (must exist).
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,128}$", example = "web")]
     pub flag_set: String,
     /// The key: 1 to 256 printable characters.
+    #[schema(pattern = r"^[^\x00-\x1f\x7f-\x9f]{1,256}$", example = "new-checkout")]
     pub key: String,
     /// What the flag does.
     #[serde(default)]
@@ -482,21 +497,25 @@ pub struct NewFlag {
     #[serde(default = "release")]
     pub kind: Kind,
     /// When it should be gone (unix milliseconds).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integer::optional")]
     pub expires_at: Option<i64>,
-    /// Flag metadata served to SDKs.
+    /// Flag metadata served to SDKs: strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::metadata)]
     pub metadata: Map<String, Value>,
     /// `ENABLED` or `DISABLED` (default `DISABLED`).
     #[serde(default = "disabled")]
+    #[schema(schema_with = schema::flag_state)]
     pub state: String,
-    /// Variant name → value.
+    /// Variant name → value (one type per flag).
+    #[schema(schema_with = schema::variants)]
     pub variants: Map<String, Value>,
     /// The default variant.
     #[serde(default)]
     pub default_variant: Option<String>,
     /// The targeting rule.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub targeting: Option<Value>,
     /// Per-environment configurations that differ from the above.
     #[serde(default)]
@@ -577,11 +596,12 @@ pub struct FlagPatch {
     #[serde(default)]
     pub stage: Option<Stage>,
     /// New expiry (unix milliseconds); `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "integer::present_optional")]
     #[schema(value_type = Option<i64>)]
     pub expires_at: Option<Option<i64>>,
-    /// New metadata (replaces the old).
+    /// New metadata (replaces the old): strings, numbers or booleans.
     #[serde(default)]
+    #[schema(schema_with = schema::optional_metadata)]
     pub metadata: Option<Map<String, Value>>,
     /// Why, for the audit log.
     #[serde(default)]
@@ -620,8 +640,10 @@ pub struct ToggleRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CopyRequest {
     /// The environment to copy from.
+    #[schema(example = "staging")]
     pub from: String,
-    /// The environment to copy to (the token must cover it).
+    /// The environment to copy to (the token must cover it); not `from`.
+    #[schema(example = "production")]
     pub to: String,
     /// Why, for the audit log.
     #[serde(default)]
@@ -653,6 +675,7 @@ pub struct FlagQuery {
     /// environment whose state must match (default `production`).
     pub environment: Option<String>,
     /// `ENABLED` or `DISABLED` (case-insensitive).
+    #[param(pattern = "^([Ee][Nn][Aa][Bb][Ll][Ee][Dd]|[Dd][Ii][Ss][Aa][Bb][Ll][Ee][Dd])$")]
     pub state: Option<String>,
     /// Only this stage (archived flags are listed only when asked for).
     pub stage: Option<Stage>,
@@ -704,7 +727,13 @@ impl From<model::Token> for Token {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewToken {
-    /// A unique name (1 to 128 characters; `bootstrap` is reserved).
+    /// A unique name: 1 to 128 printable characters, not only spaces
+    /// (`bootstrap` is reserved).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128,
+        example = "ci-deploy"
+    )]
     pub name: String,
     /// What it may do.
     pub role: Role,
@@ -730,8 +759,8 @@ pub struct CreatedToken {
 // Sessions and users.
 
 /// How to sign in: an API token (or the bootstrap token), or a user's name
-/// and password.
-#[derive(Clone, Default, Deserialize, ToSchema)]
+/// and password (its schema says "one or the other": [`schema::login_request`]).
+#[derive(Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     /// An API token's secret, or the bootstrap token.
@@ -744,6 +773,14 @@ pub struct LoginRequest {
     #[serde(default)]
     pub password: Option<String>,
 }
+
+impl utoipa::PartialSchema for LoginRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema::login_request()
+    }
+}
+
+impl ToSchema for LoginRequest {}
 
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -800,8 +837,10 @@ impl From<model::User> for User {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewUser {
     /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$", example = "ada@example.com")]
     pub name: String,
     /// At least 12 characters; stored only as an Argon2id hash.
+    #[schema(min_length = 12, example = "correct horse battery")]
     pub password: String,
     /// What they may do.
     pub role: Role,

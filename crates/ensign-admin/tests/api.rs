@@ -1096,8 +1096,15 @@ async fn stale_if_match_is_412_and_no_update_is_lost() {
         won[0].body["description"]
     );
 
-    // Malformed preconditions are 400.
-    for bad in ["3", "W/\"3\"", "\"x\"", "\"1\", \"2\""] {
+    // Malformed preconditions are 400, as are versions of more than 18 digits
+    // (the OpenAPI document's pattern for If-Match).
+    for bad in [
+        "3",
+        "W/\"3\"",
+        "\"x\"",
+        "\"1\", \"2\"",
+        "\"1234567890123456789\"",
+    ] {
         let reply = api
             .call(Method::PATCH, "/flags/web/banner")
             .token(&alice)
@@ -1708,6 +1715,123 @@ async fn the_openapi_document_lists_every_route() {
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
+
+/// What the OpenAPI document's request schemas allow, the server takes, and
+/// what they refuse, it refuses: integers may be written `1488.0` (JSON
+/// Schema's integers), a flag key is up to 256 characters (not bytes), a
+/// token name is printable and not only spaces.
+#[tokio::test]
+async fn request_bodies_take_what_the_openapi_document_allows() {
+    let api = Api::new().await;
+    api.flag_set("web").await;
+    let reply = api
+        .flag("web", "banner", json!({"expiresAt": 1488.0}))
+        .await;
+    assert_eq!(reply.body["expiresAt"], 1488);
+    let reply = api
+        .call(Method::PATCH, "/flags/web/banner")
+        .token(BOOTSTRAP)
+        .json(json!({"expiresAt": 2000.0}))
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["expiresAt"], 2000);
+    for fraction in [json!(1.5), json!(1e19)] {
+        let reply = api
+            .call(Method::PATCH, "/flags/web/banner")
+            .token(BOOTSTRAP)
+            .json(json!({"expiresAt": fraction}))
+            .send()
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{fraction}");
+        assert_eq!(
+            reply.problem_paths(),
+            BTreeSet::from(["/expiresAt".to_owned()])
+        );
+    }
+
+    // 256 two-byte characters are 512 bytes, and a valid key.
+    let long_key = "é".repeat(256);
+    api.flag("web", &long_key, json!({})).await;
+    let reply = api
+        .post(
+            "/flags",
+            json!({"flagSet": "web", "key": "é".repeat(257), "variants": {"on": true}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.problem_paths(), BTreeSet::from(["/key".to_owned()]));
+
+    for bad in ["  ", "a\u{7}b", "\u{85}", &"t".repeat(129)] {
+        let reply = api
+            .post("/tokens", json!({"name": bad, "role": "viewer"}))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        assert_eq!(reply.problem_paths(), BTreeSet::from(["/name".to_owned()]));
+    }
+    for good in ["ci deploy", "ü", &"t".repeat(128)] {
+        let reply = api
+            .post("/tokens", json!({"name": good, "role": "viewer"}))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{good:?}: {}",
+            reply.body
+        );
+    }
+}
+
+/// Every status the layers around the handlers answer with is documented on
+/// every operation they wrap: 401/403 where credentials are needed, 400/412
+/// where `If-Match` is read (with the pattern the server accepts), 400/413/422
+/// where a JSON body is read; sign-in documents its lockout (429) and 503.
+#[tokio::test]
+async fn the_openapi_document_lists_what_the_layers_enforce() {
+    let api = Api::new().await;
+    let document = api.call(Method::GET, "/openapi.json").send().await.body;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let route = format!("{method} {path}");
+            let responses = operation["responses"].as_object().unwrap();
+            let has = |status: &str| responses.contains_key(status);
+            let public = operation["security"] == json!([{}]);
+            if !public && path != "/api/v1/integrations/alertmanager" {
+                assert!(has("401") && has("403"), "{route}: {responses:?}");
+            }
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(if_match) = parameters.iter().find(|p| p["name"] == "If-Match") {
+                assert_eq!(if_match["in"], "header", "{route}");
+                assert_eq!(
+                    if_match["schema"]["pattern"], r#"^(\*|"[0-9]{1,18}")$"#,
+                    "{route}"
+                );
+                assert!(if_match["example"].is_string(), "{route}");
+                assert!(has("400") && has("412"), "{route}");
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(has("400") && has("413") && has("422"), "{route}");
+            }
+            assert!(has("500") && has("503"), "{route}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+    let session = &document["paths"]["/api/v1/session"];
+    for status in ["200", "400", "401", "413", "422", "429", "503"] {
+        assert!(
+            session["post"]["responses"].get(status).is_some(),
+            "sign-in documents {status}"
+        );
+    }
+    assert_eq!(session["post"]["security"], json!([{}]));
+    assert_eq!(session["delete"]["security"], json!([{}]));
+    assert!(session["get"]["responses"].get("401").is_some());
 }
 
 #[tokio::test]
@@ -2538,16 +2662,31 @@ async fn validate_reports_what_put_refuses_and_writes_nothing() {
     assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(put.problem_paths(), pointers);
 
-    // A body of the wrong shape is reported, not refused.
-    let reply = api
-        .post(
-            validate,
-            json!({"variants": {"on": true}, "stat": "ENABLED"}),
-        )
+    // A body that is not the PUT's shape is refused as the PUT refuses it
+    // (the OpenAPI document says what the body is; 200 is for configurations).
+    let wrong_shape = json!({"variants": {"on": true}, "stat": "ENABLED"});
+    let reply = api.post(validate, wrong_shape.clone()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    let put = api
+        .call(Method::PUT, "/flags/web/banner/environments/production")
+        .token(BOOTSTRAP)
+        .json(wrong_shape)
+        .send()
         .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["valid"], false);
-    assert!(!reply.body["problems"].as_array().unwrap().is_empty());
+    assert_eq!(put.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.problem_paths(), put.problem_paths());
+    let reply = api
+        .call(Method::POST, validate)
+        .token(BOOTSTRAP)
+        .raw("{not json")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
 
     // A good configuration is valid.
     let good = json!({

@@ -1006,6 +1006,17 @@ async fn keep_waits_for_a_manual_restore() {
     assert_eq!(now["defaultVariant"], before["defaultVariant"]);
     let again = server.send(Method::POST, restore, &admin, None).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND);
+    // A `null` body is no request (the OpenAPI document's body is nullable),
+    // not a 422.
+    let null_body = server
+        .send(Method::POST, restore, &admin, Some(Value::Null))
+        .await;
+    assert_eq!(
+        null_body.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        null_body.body
+    );
     let audit = server
         .send(
             Method::GET,

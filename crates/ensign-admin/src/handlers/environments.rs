@@ -44,7 +44,7 @@ pub(crate) async fn create(
 
 /// One environment.
 #[utoipa::path(get, operation_id = "getEnvironment", path = "/environments/{env}", tag = "environments",
-    params(("env" = String, Path, description = "The environment key")),
+    params(("env" = String, Path, description = "The environment key", example = "production")),
     responses((status = 200, description = "The environment", body = Environment,
         headers(("ETag" = String, description = "The version"))), ReadErrors))]
 pub(crate) async fn read(
@@ -57,7 +57,7 @@ pub(crate) async fn read(
 
 /// Renames an environment.
 #[utoipa::path(patch, operation_id = "updateEnvironment", path = "/environments/{env}", tag = "environments",
-    params(("env" = String, Path, description = "The environment key"),
+    params(("env" = String, Path, description = "The environment key", example = "production"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body = EnvironmentPatch,
     responses((status = 200, description = "Renamed", body = Environment,

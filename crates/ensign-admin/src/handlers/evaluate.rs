@@ -7,7 +7,8 @@
 //!   shows how every `fractional` reached placed the context;
 //! - `POST /flags/{set}/{key}/environments/{env}/validate` checks a
 //!   configuration (the `PUT` body) exactly as the `PUT` does, and reports every
-//!   problem with its pointer instead of refusing.
+//!   problem with its pointer instead of refusing; a body that is not the
+//!   `PUT`'s shape at all is refused as the `PUT` refuses it (400 / 422).
 //!
 //! Both are reads: viewers may call them.
 
@@ -18,8 +19,8 @@ use serde_json::Value;
 
 use super::{Shared, strip_environment};
 use crate::auth::Caller;
-use crate::error::{ApiError, ErrorCode, ReadErrors};
-use crate::extract::{BodyBytes, JsonBody, PathParams, parse_json};
+use crate::error::{ApiError, ReadErrors};
+use crate::extract::{JsonBody, PathParams};
 use crate::wire::{
     EvaluateRequest, Evaluation, ExplanationStep, FlagConfigPut, FractionalStep, ProblemSeverity,
     Validation, ValidationProblem,
@@ -46,9 +47,9 @@ fn mentions_fractional(rule: &Value) -> bool {
 /// Evaluates the flag as stored now in one environment for a context, and
 /// explains the answer.
 #[utoipa::path(post, operation_id = "evaluateFlag", path = "/flags/{set}/{key}/environments/{env}/evaluate", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production")),
     request_body = EvaluateRequest,
     responses((status = 200, description = "The answer and how it came about", body = Evaluation), ReadErrors))]
 pub(crate) async fn evaluate(
@@ -134,49 +135,35 @@ pub(crate) async fn evaluate(
 }
 
 /// Checks a configuration exactly as `PUT .../environments/{env}` would,
-/// writing nothing.
+/// writing nothing: 200 with every problem of a configuration of the right
+/// shape; a body of another shape is 422, as for the `PUT`.
 #[utoipa::path(post, operation_id = "validateFlagConfig", path = "/flags/{set}/{key}/environments/{env}/validate", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production")),
     request_body = FlagConfigPut,
     responses((status = 200, description = "Whether the PUT would accept it, and every problem", body = Validation), ReadErrors))]
 pub(crate) async fn validate(
     state: Shared,
     PathParams((set, key, env)): PathParams<(String, String, String)>,
     _caller: Caller,
-    BodyBytes(bytes): BodyBytes,
+    JsonBody(body): JsonBody<FlagConfigPut>,
 ) -> Result<Json<Validation>, ApiError> {
-    let problems: Vec<ValidationProblem> = match parse_json::<FlagConfigPut>(&bytes) {
-        Ok(body) => {
-            let (config, _) = body.split();
-            state
-                .storage
-                .validate_flag_config(&set, &key, &env, &config)
-                .await?
-                .into_iter()
-                .map(|problem| ValidationProblem {
-                    pointer: strip_environment(&problem.path, &env),
-                    message: problem.message,
-                    severity: match problem.severity {
-                        Severity::Error => ProblemSeverity::Error,
-                        Severity::Warning => ProblemSeverity::Warning,
-                    },
-                })
-                .collect()
-        }
-        // A body of the wrong shape is what the PUT refuses with 422.
-        Err(error) if error.code() == ErrorCode::Invalid => error
-            .problems()
-            .iter()
-            .map(|problem| ValidationProblem {
-                pointer: problem.path.clone(),
-                message: problem.message.clone(),
-                severity: ProblemSeverity::Error,
-            })
-            .collect(),
-        Err(error) => return Err(error),
-    };
+    let (config, _) = body.split();
+    let problems: Vec<ValidationProblem> = state
+        .storage
+        .validate_flag_config(&set, &key, &env, &config)
+        .await?
+        .into_iter()
+        .map(|problem| ValidationProblem {
+            pointer: strip_environment(&problem.path, &env),
+            message: problem.message,
+            severity: match problem.severity {
+                Severity::Error => ProblemSeverity::Error,
+                Severity::Warning => ProblemSeverity::Warning,
+            },
+        })
+        .collect();
     let valid = !problems
         .iter()
         .any(|p| p.severity == ProblemSeverity::Error);

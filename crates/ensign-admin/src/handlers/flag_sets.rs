@@ -42,7 +42,7 @@ pub(crate) async fn create(
 
 /// One flag set.
 #[utoipa::path(get, operation_id = "getFlagSet", path = "/flag-sets/{set}", tag = "flag sets",
-    params(("set" = String, Path, description = "The flag set key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web")),
     responses((status = 200, description = "The flag set", body = FlagSet,
         headers(("ETag" = String, description = "The version"))), ReadErrors))]
 pub(crate) async fn read(
@@ -55,7 +55,7 @@ pub(crate) async fn read(
 
 /// Replaces a flag set's name and metadata.
 #[utoipa::path(put, operation_id = "updateFlagSet", path = "/flag-sets/{set}", tag = "flag sets",
-    params(("set" = String, Path, description = "The flag set key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body = FlagSetUpdate,
     responses((status = 200, description = "Updated", body = FlagSet,
@@ -79,7 +79,7 @@ pub(crate) async fn update(
 
 /// Deletes a flag set with its flags and segments.
 #[utoipa::path(delete, operation_id = "deleteFlagSet", path = "/flag-sets/{set}", tag = "flag sets",
-    params(("set" = String, Path, description = "The flag set key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
         ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(

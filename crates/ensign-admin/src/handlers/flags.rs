@@ -114,8 +114,8 @@ pub(crate) async fn create(
 
 /// One flag.
 #[utoipa::path(get, operation_id = "getFlag", path = "/flags/{set}/{key}", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key (percent-encoded)")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key (percent-encoded)", example = "banner")),
     responses((status = 200, description = "The flag", body = Flag,
         headers(("ETag" = String, description = "The version"))), ReadErrors))]
 pub(crate) async fn read(
@@ -129,8 +129,8 @@ pub(crate) async fn read(
 /// Changes a flag's lifecycle data (description, owner, tags, kind, stage,
 /// expiry, metadata).
 #[utoipa::path(patch, operation_id = "updateFlag", path = "/flags/{set}/{key}", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body = FlagPatchBody,
     responses((status = 200, description = "Updated", body = Flag,
@@ -174,8 +174,8 @@ async fn patch_flag(
 
 /// Deletes a flag and its configurations (archiving keeps it).
 #[utoipa::path(delete, operation_id = "deleteFlag", path = "/flags/{set}/{key}", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
         ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(
@@ -194,9 +194,9 @@ pub(crate) async fn delete(
 
 /// Replaces the flag's configuration in one environment.
 #[utoipa::path(put, operation_id = "configureFlag", path = "/flags/{set}/{key}/environments/{env}", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production"),
         ("If-Match" = Option<String>, Header, description = "The flag's ETag the change is based on")),
     request_body = FlagConfigPut,
     responses((status = 200, description = "Configured", body = Flag,
@@ -223,9 +223,9 @@ pub(crate) async fn configure(
 
 /// Turns the flag on or off in one environment.
 #[utoipa::path(post, operation_id = "toggleFlag", path = "/flags/{set}/{key}/environments/{env}/toggle", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production"),
         ("If-Match" = Option<String>, Header, description = "The flag's ETag the toggle is based on")),
     request_body = ToggleRequest,
     responses((status = 200, description = "Toggled", body = Flag,
@@ -249,8 +249,8 @@ pub(crate) async fn toggle(
 
 /// Copies the flag's configuration from one environment to another.
 #[utoipa::path(post, operation_id = "copyFlagConfig", path = "/flags/{set}/{key}/copy", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
         ("If-Match" = Option<String>, Header, description = "The flag's ETag the copy is based on")),
     request_body = CopyRequest,
     responses((status = 200, description = "Copied", body = Flag,
@@ -277,8 +277,8 @@ pub(crate) async fn copy(
 
 /// Archives a flag: it stays, but is no longer served or listed by default.
 #[utoipa::path(post, operation_id = "archiveFlag", path = "/flags/{set}/{key}/archive", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "Archived", body = Flag,
         headers(("ETag" = String, description = "The new version"))), WriteErrors))]
@@ -305,8 +305,8 @@ pub(crate) async fn archive(
 /// Restores an archived flag to the stage it had before it was archived
 /// (from the audit log; `active` when unknown).
 #[utoipa::path(post, operation_id = "restoreFlag", path = "/flags/{set}/{key}/restore", tag = "flags",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     responses((status = 200, description = "Restored", body = Flag,
         headers(("ETag" = String, description = "The new version"))), WriteErrors))]

@@ -90,7 +90,7 @@ pub(crate) async fn create(
 
 /// One binding.
 #[utoipa::path(get, operation_id = "getKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
-    params(("name" = String, Path, description = "The binding name")),
+    params(("name" = String, Path, description = "The binding name", example = "checkout-errors")),
     responses((status = 200, description = "The binding", body = Binding,
         headers(("ETag" = String, description = "The version"))), ReadErrors))]
 pub(crate) async fn read(
@@ -103,7 +103,7 @@ pub(crate) async fn read(
 
 /// Replaces a binding (its name stays).
 #[utoipa::path(put, operation_id = "putKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
-    params(("name" = String, Path, description = "The binding name"),
+    params(("name" = String, Path, description = "The binding name", example = "checkout-errors"),
         ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
     request_body = BindingInput,
     responses((status = 200, description = "Replaced", body = Binding,
@@ -144,7 +144,7 @@ pub(crate) async fn update(
 
 /// Deletes a binding; what it did stays in the flags' kill-switch history.
 #[utoipa::path(delete, operation_id = "deleteKillSwitch", path = "/kill-switches/{name}", tag = "kill switch",
-    params(("name" = String, Path, description = "The binding name"),
+    params(("name" = String, Path, description = "The binding name", example = "checkout-errors"),
         ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(
@@ -199,8 +199,8 @@ async fn status(state: &Shared, set: &str, key: &str) -> Result<FlagKillSwitch, 
 /// The flag's kill switch: the bindings that target it, its open kills, and
 /// the latest closed ones.
 #[utoipa::path(get, operation_id = "getFlagKillSwitch", path = "/flags/{set}/{key}/kill-switch", tag = "kill switch",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner")),
     responses((status = 200, description = "The flag's kill switch", body = FlagKillSwitch), ReadErrors))]
 pub(crate) async fn flag_status(
     state: Shared,
@@ -214,9 +214,9 @@ pub(crate) async fn flag_status(
 /// 404 when no kill is open.
 #[utoipa::path(post, operation_id = "restoreFlagKillSwitch",
     path = "/flags/{set}/{key}/environments/{env}/kill-switch/restore", tag = "kill switch",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The flag key"),
-        ("env" = String, Path, description = "The environment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The flag key", example = "banner"),
+        ("env" = String, Path, description = "The environment key", example = "production")),
     request_body(content = Option<RestoreRequest>),
     responses((status = 200, description = "Restored; the flag's kill switch now", body = FlagKillSwitch),
         WriteErrors))]
@@ -229,7 +229,8 @@ pub(crate) async fn restore(
     let request: RestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RestoreRequest::default()
     } else {
-        crate::extract::parse_json(&body)?
+        // `null` is no request, as the document's nullable body says.
+        crate::extract::parse_json::<Option<RestoreRequest>>(&body)?.unwrap_or_default()
     };
     let actor = writer.in_environment(&env, request.comment)?;
     state

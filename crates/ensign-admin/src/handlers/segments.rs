@@ -14,7 +14,7 @@ use crate::wire::{Segment, SegmentPut};
 
 /// The segments of a flag set, by key.
 #[utoipa::path(get, operation_id = "listSegments", path = "/flag-sets/{set}/segments", tag = "segments",
-    params(("set" = String, Path, description = "The flag set key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web")),
     responses((status = 200, description = "The segments", body = Vec<Segment>), ReadErrors))]
 pub(crate) async fn list(
     state: Shared,
@@ -27,8 +27,8 @@ pub(crate) async fn list(
 
 /// One segment, with the flags whose targeting references it.
 #[utoipa::path(get, operation_id = "getSegment", path = "/flag-sets/{set}/segments/{key}", tag = "segments",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The segment key")),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The segment key", example = "beta")),
     responses((status = 200, description = "The segment", body = Segment,
         headers(("ETag" = String, description = "The version"))), ReadErrors))]
 pub(crate) async fn read(
@@ -49,8 +49,8 @@ pub(crate) async fn read(
 /// Creates a segment (201), or replaces it (200; send `If-Match` with its
 /// ETag, else 409).
 #[utoipa::path(put, operation_id = "putSegment", path = "/flag-sets/{set}/segments/{key}", tag = "segments",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The segment key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The segment key", example = "beta"),
         ("If-Match" = Option<String>, Header, description = "The ETag of the segment to replace")),
     request_body = SegmentPut,
     responses(
@@ -108,8 +108,8 @@ pub(crate) async fn put(
 
 /// Deletes a segment no flag references.
 #[utoipa::path(delete, operation_id = "deleteSegment", path = "/flag-sets/{set}/segments/{key}", tag = "segments",
-    params(("set" = String, Path, description = "The flag set key"),
-        ("key" = String, Path, description = "The segment key"),
+    params(("set" = String, Path, description = "The flag set key", example = "web"),
+        ("key" = String, Path, description = "The segment key", example = "beta"),
         ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(

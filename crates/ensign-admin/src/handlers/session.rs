@@ -38,7 +38,7 @@ use tokio::sync::Semaphore;
 
 use super::Shared;
 use crate::auth::{Caller, CookieSession, SESSION_COOKIE, identify, same_secret};
-use crate::error::{ApiError, ErrorCode, WriteErrors};
+use crate::error::{ApiError, ErrorCode, ReadErrors, SignInErrors};
 use crate::extract::{media_type, parse_json};
 use crate::wire::{LoginRequest, Session};
 
@@ -297,10 +297,10 @@ async fn password_principal(
 /// Signs in with an API token or a user's name and password; sets the session
 /// cookie.
 #[utoipa::path(post, operation_id = "createSession", path = "/session", tag = "session",
-    request_body = LoginRequest,
+    security(()), request_body = LoginRequest,
     responses((status = 200, description = "Signed in", body = Session,
         headers(("Set-Cookie" = String, description = "ensign_session=<secret>; HttpOnly; Secure; SameSite=Strict; Path=/"))),
-        WriteErrors))]
+        SignInErrors))]
 pub(crate) async fn login(
     state: Shared,
     headers: HeaderMap,
@@ -341,7 +341,7 @@ pub(crate) async fn login(
 
 /// Who the caller is (by session cookie or bearer token).
 #[utoipa::path(get, operation_id = "getSession", path = "/session", tag = "session",
-    responses((status = 200, description = "The caller", body = Session), (status = 401, description = "Not signed in")))]
+    responses((status = 200, description = "The caller", body = Session), ReadErrors))]
 pub(crate) async fn read(state: Shared, headers: HeaderMap) -> Result<Json<Session>, ApiError> {
     let caller = identify(&state, &Method::GET, &headers).await?;
     Ok(Json(session_body(&caller)))
@@ -350,7 +350,7 @@ pub(crate) async fn read(state: Shared, headers: HeaderMap) -> Result<Json<Sessi
 /// Signs out: the session is deleted and the cookie cleared. Without a live
 /// session there is nothing to end, and the answer is the same.
 #[utoipa::path(delete, operation_id = "deleteSession", path = "/session", tag = "session",
-    responses((status = 204, description = "Signed out; the cookie is cleared"),
+    security(()), responses((status = 204, description = "Signed out; the cookie is cleared"),
         (status = 403, description = "The session cookie came without its X-CSRF-Token")))]
 pub(crate) async fn logout(state: Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     match identify(&state, &Method::DELETE, &headers).await {

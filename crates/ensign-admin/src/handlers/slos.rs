@@ -178,7 +178,7 @@ pub(crate) async fn list(state: Shared) -> Result<Json<Vec<Slo>>, ApiError> {
 
 /// One SLO (stored SLOs with their `ETag`).
 #[utoipa::path(get, operation_id = "getSlo", path = "/slos/{name}", tag = "slos",
-    params(("name" = String, Path, description = "`<service>-<slo>`")),
+    params(("name" = String, Path, description = "`<service>-<slo>`", example = "checkout-availability")),
     responses((status = 200, description = "The SLO", body = Slo,
         headers(("ETag" = String, description = "The version (stored SLOs)"))), ReadErrors))]
 pub(crate) async fn read(
@@ -210,10 +210,16 @@ fn spec_format(headers: &HeaderMap, text: &str) -> Format {
 /// (see [`spec_format`]), holding exactly the SLO `name` names; 409 for a
 /// file SLO.
 #[utoipa::path(put, operation_id = "putSlo", path = "/slos/{name}", tag = "slos",
-    params(("name" = String, Path, description = "`<service>-<slo>`"),
+    params(("name" = String, Path, description = "`<service>-<slo>`", example = "checkout-availability"),
         ("If-Match" = Option<String>, Header, description = "The ETag of the SLO to replace")),
     request_body(content = Object, description = "A Sloth prometheus/v1 spec with this one SLO: JSON (application/json, or a body starting with `{`) or YAML (application/yaml)",
-        content_type = "application/json"),
+        content_type = "application/json",
+        example = json!({"version": "prometheus/v1", "service": "checkout", "slos": [{
+            "name": "availability", "objective": 99.9,
+            "sli": {"events": {
+                "error_query": "sum(rate(http_requests_total{code=~\"5..\"}[{{.window}}]))",
+                "total_query": "sum(rate(http_requests_total[{{.window}}]))"}},
+            "alerting": {"name": "CheckoutAvailability"}}]})),
     responses(
         (status = 200, description = "Replaced", body = Slo, headers(("ETag" = String, description = "The new version"))),
         (status = 201, description = "Created", body = Slo, headers(("ETag" = String, description = "The version"))),
@@ -282,7 +288,7 @@ pub(crate) async fn put(
 
 /// Deletes a stored SLO (409 for a file SLO).
 #[utoipa::path(delete, operation_id = "deleteSlo", path = "/slos/{name}", tag = "slos",
-    params(("name" = String, Path, description = "`<service>-<slo>`"),
+    params(("name" = String, Path, description = "`<service>-<slo>`", example = "checkout-availability"),
         ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(
@@ -306,7 +312,7 @@ pub(crate) async fn delete(
 /// `status`. Always 200 with JSON but for an unknown SLO (404, with
 /// `"status": "unknown"`).
 #[utoipa::path(get, operation_id = "getSloStatus", path = "/slos/{name}/status", tag = "slos",
-    params(("name" = String, Path, description = "`<service>-<slo>`")),
+    params(("name" = String, Path, description = "`<service>-<slo>`", example = "checkout-availability")),
     responses((status = 200, description = "The status, also when Prometheus cannot be read", body = SloStatus),
         ReadErrors))]
 pub(crate) async fn status(state: Shared, PathParams(name): PathParams<String>) -> Response {

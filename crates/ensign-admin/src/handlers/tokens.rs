@@ -53,7 +53,7 @@ pub(crate) async fn create(
 
 /// Revokes a token; it stops working at once.
 #[utoipa::path(delete, operation_id = "revokeToken", path = "/tokens/{name}", tag = "tokens",
-    params(("name" = String, Path, description = "The token name")),
+    params(("name" = String, Path, description = "The token name", example = "ci-deploy")),
     responses((status = 200, description = "Revoked", body = Token), WriteErrors))]
 pub(crate) async fn revoke(
     state: Shared,

@@ -41,7 +41,7 @@ pub(crate) async fn create(
 
 /// Deletes a user; their sessions end at once.
 #[utoipa::path(delete, operation_id = "deleteUser", path = "/users/{name}", tag = "users",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name", example = "ada@example.com")),
     responses((status = 204, description = "Deleted"), WriteErrors))]
 pub(crate) async fn delete(
     state: Shared,

@@ -152,6 +152,10 @@ impl From<storage::AlertmanagerReceiver> for Receiver {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewReceiver {
     /// 1 to 128 printable characters, no `:`.
+    #[schema(
+        pattern = r"^[^:\x00-\x1f\x7f-\x9f]{1,128}$",
+        example = "alertmanager-eu"
+    )]
     pub name: String,
     /// The environments its alerts may act in (at least one; absent: all).
     /// A caller limited to environments must name some of its own.
@@ -287,13 +291,16 @@ pub struct BindingInput {
     #[serde(default)]
     pub on_resolved: OnResolved,
     /// Seconds after the resolution before a restore (default 300).
-    #[serde(default = "default_cooldown")]
+    #[serde(
+        default = "default_cooldown",
+        deserialize_with = "super::integer::required"
+    )]
     pub cooldown_seconds: i64,
     /// Record what would be done, change nothing.
     #[serde(default)]
     pub dry_run: bool,
     /// Ignored.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integer::optional")]
     pub version: Option<i64>,
     /// Why, for the audit log.
     #[serde(default)]

@@ -217,7 +217,8 @@ async fn stale_flag(
 }
 
 fn check_flag_key(key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+    // Characters, not bytes: the OpenAPI document's `maxLength` counts them.
+    if key.is_empty() || key.chars().count() > 256 || key.chars().any(char::is_control) {
         return Err(StorageError::invalid(
             "/key",
             "use 1 to 256 printable characters",

@@ -832,7 +832,7 @@ impl Storage {
         environments: Option<Vec<String>>,
     ) -> Result<(AlertmanagerReceiver, String)> {
         let name_ok = !name.is_empty()
-            && name.len() <= 128
+            && name.chars().count() <= 128
             && !name.contains(':')
             && !name.chars().any(char::is_control);
         if !name_ok {

@@ -81,8 +81,14 @@ impl Storage {
 
     /// Creates a token; returns it with its secret, which is not stored.
     pub async fn create_token(&self, actor: &Actor, new: NewToken) -> Result<(Token, String)> {
-        if new.name.trim().is_empty() || new.name.len() > 128 {
-            return Err(StorageError::invalid("/name", "use 1 to 128 characters"));
+        let name_ok = new.name.chars().count() <= 128
+            && new.name.chars().any(|c| !c.is_whitespace())
+            && !new.name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(StorageError::invalid(
+                "/name",
+                "use 1 to 128 printable characters, not only spaces",
+            ));
         }
         self.check_environments(new.environments.as_deref()).await?;
         let secret = new_secret();
