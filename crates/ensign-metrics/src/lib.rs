@@ -109,6 +109,9 @@ pub struct Metrics {
     pub source_updates: Family<SourceLabels, Counter>,
     /// Seconds from a database commit to its flags being served here.
     pub propagation: Histogram,
+    /// Times the database change listener was listening again after losing
+    /// its connection (or failing to make it).
+    pub database_listener_reconnects: Counter,
     /// The generation of the snapshot being served.
     pub snapshot_generation: Gauge,
     /// Kill-switch actions by action and outcome.
@@ -207,6 +210,12 @@ impl Metrics {
             "Seconds from a committed flag change to serving it on this replica",
             propagation.clone(),
         );
+        let database_listener_reconnects = Counter::default();
+        registry.register(
+            "database_listener_reconnects",
+            "Times the PostgreSQL change listener was listening again after losing its connection",
+            database_listener_reconnects.clone(),
+        );
         let snapshot_generation = Gauge::default();
         registry.register(
             "snapshot_generation",
@@ -253,6 +262,7 @@ impl Metrics {
             source_errors,
             source_updates,
             propagation,
+            database_listener_reconnects,
             snapshot_generation,
             snapshot_age,
             snapshot_published_at: AtomicU64::new(unix_millis()),
