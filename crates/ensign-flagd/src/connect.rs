@@ -393,16 +393,16 @@ fn event_message(codec: Codec, event: Event) -> Bytes {
 }
 
 fn event_stream(state: &FlagdState, headers: &HeaderMap, codec: Codec) -> Response {
-    let selector = match outcome::parse_selector(
-        headers.get("flagd-selector").and_then(|v| v.to_str().ok()),
-    ) {
-        Ok(selector) => selector,
+    let receiver =
+        outcome::parse_selector(headers.get("flagd-selector").and_then(|v| v.to_str().ok()))
+            .and_then(|selector| crate::events::subscribe(state, selector));
+    let receiver = match receiver {
+        Ok(receiver) => receiver,
         Err(error) => {
             // Streaming errors travel in the end-of-stream message with HTTP 200.
             return streaming_response(codec, Body::from(end_of_stream(Some(&error))));
         }
     };
-    let receiver = crate::events::subscribe(state, selector);
     let frames = ReceiverStream::new(receiver)
         .map(Some)
         .chain(futures_util::stream::once(async { None }))

@@ -32,17 +32,22 @@ impl Event {
 
 /// Starts an event stream for `selector`; it ends when the receiver is dropped,
 /// at the server's stream deadline (with `DEADLINE_EXCEEDED`) or at shutdown
-/// (after `provider_shutdown`).
+/// (after `provider_shutdown`). With every stream slot of the port taken, it
+/// is refused with `RESOURCE_EXHAUSTED`.
 pub fn subscribe(
     state: &FlagdState,
     selector: Option<Selector>,
-) -> mpsc::Receiver<Result<Event, ApiError>> {
+) -> Result<mpsc::Receiver<Result<Event, ApiError>>, ApiError> {
+    let slot = state
+        .streams
+        .try_open()
+        .ok_or_else(|| ApiError::new(Code::ResourceExhausted, state.streams.refusal()))?;
     let (sender, receiver) = mpsc::channel(16);
     let store = Arc::clone(&state.store);
     let config = Arc::clone(&state.config);
     let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
-        let _open = store.metrics().open_stream("event_stream");
+        let _slot = slot;
         let mut updates = store.subscribe();
         let mut seen: Arc<Snapshot> = Arc::clone(&updates.borrow_and_update().snapshot);
         if sender
@@ -93,5 +98,5 @@ pub fn subscribe(
             }
         }
     });
-    receiver
+    Ok(receiver)
 }

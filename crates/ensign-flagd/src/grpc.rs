@@ -55,7 +55,7 @@ where
 {
     let selector =
         outcome::parse_selector(header(metadata, "flagd-selector")).map_err(|e| e.to_status())?;
-    let receiver = events::subscribe(state, selector);
+    let receiver = events::subscribe(state, selector).map_err(|e| e.to_status())?;
     let stream = ReceiverStream::new(receiver)
         .map(move |item| item.map(to_message).map_err(|e| e.to_status()));
     Ok(Response::new(Box::pin(stream)))

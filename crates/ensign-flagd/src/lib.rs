@@ -41,6 +41,9 @@ pub struct FlagdConfig {
     pub keep_alive: Duration,
     /// Origins allowed by CORS; `*` allows any.
     pub cors_origins: Vec<String>,
+    /// The most `EventStream`s open at once on the port (all transports
+    /// together); more are refused with `RESOURCE_EXHAUSTED`.
+    pub max_streams: usize,
 }
 
 impl Default for FlagdConfig {
@@ -51,6 +54,7 @@ impl Default for FlagdConfig {
             stream_deadline: None,
             keep_alive: Duration::from_secs(20),
             cors_origins: Vec::new(),
+            max_streams: ensign_http::DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -64,6 +68,23 @@ pub struct FlagdState {
     pub config: Arc<FlagdConfig>,
     /// Cancelled when the server shuts down; streams end on it.
     pub shutdown: CancellationToken,
+    /// The `EventStream` slots, [`FlagdConfig::max_streams`] of them.
+    pub streams: ensign_http::StreamSlots,
+}
+
+impl FlagdState {
+    /// The state of a port serving `store` with `config`, whose streams end
+    /// when `shutdown` is cancelled.
+    pub fn new(store: Arc<Store>, config: FlagdConfig, shutdown: CancellationToken) -> Self {
+        let streams =
+            ensign_http::StreamSlots::new("event_stream", config.max_streams, store.metrics());
+        FlagdState {
+            store,
+            config: Arc::new(config),
+            shutdown,
+            streams,
+        }
+    }
 }
 
 /// The routes of one port: gRPC and gRPC-Web to tonic, the rest to Connect.

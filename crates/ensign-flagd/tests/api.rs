@@ -61,18 +61,16 @@ async fn start(config: FlagdConfig) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    let state = FlagdState {
-        store: Arc::clone(&store),
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+    let state = FlagdState::new(Arc::clone(&store), config, shutdown.clone());
     let task = tokio::spawn(ensign_http::serve(
         listener,
         None,
         ensign_flagd::service(state),
-        ensign_http::Http2Settings::default(),
+        ensign_http::ListenerConfig {
+            drain: Duration::from_secs(2),
+            ..ensign_http::ListenerConfig::new("evaluation", Arc::clone(store.metrics()))
+        },
         shutdown.clone(),
-        Duration::from_secs(2),
     ));
     Server {
         address,
@@ -758,4 +756,122 @@ async fn cors_preflight_is_answered_for_configured_origins() {
         response.headers()["access-control-allow-origin"],
         "http://app.example"
     );
+}
+
+/// Waits until the metrics have `line`.
+async fn expect_metric_line(store: &Store, line: &str) {
+    let found = async {
+        while !store.metrics().render().lines().any(|l| l == line) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), found)
+        .await
+        .is_err()
+    {
+        panic!("no {line:?} in\n{}", store.metrics().render());
+    }
+}
+
+#[tokio::test]
+async fn event_streams_over_the_cap_are_refused_on_every_transport() {
+    let server = start(FlagdConfig {
+        max_streams: 2,
+        ..FlagdConfig::default()
+    })
+    .await;
+    let mut client = server.v1().await;
+    let mut first = client
+        .event_stream(v1::EventStreamRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut second = client
+        .event_stream(v1::EventStreamRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    for events in [&mut first, &mut second] {
+        assert_eq!(
+            events.message().await.unwrap().unwrap().r#type,
+            "provider_ready"
+        );
+    }
+    expect_metric_line(
+        &server.store,
+        r#"ensign_open_streams{kind="event_stream"} 2"#,
+    )
+    .await;
+
+    // gRPC: RESOURCE_EXHAUSTED with a message.
+    let refused = client
+        .event_stream(v1::EventStreamRequest {})
+        .await
+        .expect_err("a third stream is refused");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("limit 2"),
+        "{}",
+        refused.message()
+    );
+    // Connect: the end-of-stream message carries resource_exhausted.
+    let (status, _, body) = server
+        .post(
+            "/flagd.evaluation.v2.Service/EventStream",
+            &[("content-type", "application/connect+json")],
+            vec![0, 0, 0, 0, 2, b'{', b'}'],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let frames = connect_frames(body);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].0, 2, "an end-of-stream frame");
+    assert_eq!(frames[0].1["error"]["code"], json!("resource_exhausted"));
+    assert!(
+        server
+            .store
+            .metrics()
+            .render()
+            .contains(r#"ensign_streams_refused_total{kind="event_stream"} 2"#)
+    );
+
+    // The open streams still get changes.
+    server.store.replace_source(
+        "flags.json",
+        load_value(&flags("off"), &Limits::default())
+            .unwrap()
+            .document,
+    );
+    for events in [&mut first, &mut second] {
+        let change = tokio::time::timeout(Duration::from_secs(5), events.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.r#type, "configuration_change");
+    }
+
+    // Once one closes, a new stream is accepted.
+    drop(first);
+    expect_metric_line(
+        &server.store,
+        r#"ensign_open_streams{kind="event_stream"} 1"#,
+    )
+    .await;
+    let mut third = server
+        .v2()
+        .await
+        .event_stream(v2::EventStreamRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        third.message().await.unwrap().unwrap().r#type,
+        "provider_ready"
+    );
+    expect_metric_line(
+        &server.store,
+        r#"ensign_open_streams{kind="event_stream"} 2"#,
+    )
+    .await;
 }

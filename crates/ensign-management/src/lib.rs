@@ -146,15 +146,17 @@ fn is_grpc<B>(request: &Request<B>) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('+') || rest.starts_with(';'))
 }
 
-/// Serves the management port on `listener` until `shutdown` is cancelled,
-/// then drains: readiness goes down, no new connection is accepted, and open
-/// connections get up to [`DRAIN_TIMEOUT`] to finish.
+/// Serves the management port on `listener`, within `limits` (as every other
+/// port), until `shutdown` is cancelled, then drains: readiness goes down, no
+/// new connection is accepted, and open connections get up to
+/// [`DRAIN_TIMEOUT`] to finish.
 ///
 /// Only a failure to set up the server is an error; failures of single
 /// connections or accepts are logged.
 pub async fn serve(
     listener: TcpListener,
     state: ManagementState,
+    limits: ensign_http::ListenerLimits,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let local_addr = listener.local_addr()?;
@@ -183,15 +185,12 @@ pub async fn serve(
         draining.start_draining();
         stopped.cancel();
     });
-    ensign_http::serve(
-        listener,
-        None,
-        service,
-        ensign_http::Http2Settings::default(),
-        stop_accepting,
-        DRAIN_TIMEOUT,
-    )
-    .await;
+    let config = ensign_http::ListenerConfig {
+        limits,
+        drain: DRAIN_TIMEOUT,
+        ..ensign_http::ListenerConfig::new("management", Arc::clone(state.store.metrics()))
+    };
+    ensign_http::serve(listener, None, service, config, stop_accepting).await;
     if let Err(error) = health_task.await {
         tracing::warn!(%error, "management port: health tracking task failed");
     }

@@ -46,7 +46,12 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, state.clone(), shutdown.clone()));
+        let task = tokio::spawn(serve(
+            listener,
+            state.clone(),
+            ensign_http::ListenerLimits::default(),
+            shutdown.clone(),
+        ));
         Server {
             addr,
             state,

@@ -3,7 +3,6 @@
 //! Label values are bounded: flag labels come from configuration (unknown keys
 //! are counted under [`UNKNOWN_FLAG`]), methods and services from a fixed list.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,22 +69,21 @@ pub struct WebhookLabels {
     pub outcome: String,
 }
 
-/// An open stream, counted in `ensign_open_streams` while it lives.
-#[derive(Debug)]
-pub struct OpenStream {
-    metrics: Arc<Metrics>,
-    kind: &'static str,
+/// Labels of listener metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// The port (`evaluation`, `sync`, `ofrep`, `admin`, `management`).
+    pub listener: String,
 }
 
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.metrics
-            .open_streams
-            .get_or_create(&StreamLabels {
-                kind: self.kind.to_owned(),
-            })
-            .dec();
-    }
+/// Labels of `ensign_connection_timeouts_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionTimeoutLabels {
+    /// The port (`evaluation`, `sync`, `ofrep`, `admin`, `management`).
+    pub listener: String,
+    /// `header_read` (closed with a request unfinished) or `idle` (closed
+    /// with no request in flight).
+    pub timeout: String,
 }
 
 /// All of Ensign's metrics.
@@ -97,12 +95,23 @@ pub struct Metrics {
     pub request_duration: Family<RequestLabels, Histogram>,
     /// Streams open now, by kind.
     pub open_streams: Family<StreamLabels, Gauge>,
+    /// Streams refused because every slot of their kind was taken, by kind.
+    pub streams_refused: Family<StreamLabels, Counter>,
+    /// Connections open now, by listener.
+    pub open_connections: Family<ListenerLabels, Gauge>,
+    /// Connections closed at once because the listener was at its limit.
+    pub connections_refused: Family<ListenerLabels, Counter>,
+    /// Connections closed by the header-read or idle timeout.
+    pub connection_timeouts: Family<ConnectionTimeoutLabels, Counter>,
     /// Source updates rejected, by source.
     pub source_errors: Family<SourceLabels, Counter>,
     /// Source updates applied, by source.
     pub source_updates: Family<SourceLabels, Counter>,
     /// Seconds from a database commit to its flags being served here.
     pub propagation: Histogram,
+    /// Times the database change listener was listening again after losing
+    /// its connection (or failing to make it).
+    pub database_listener_reconnects: Counter,
     /// The generation of the snapshot being served.
     pub snapshot_generation: Gauge,
     /// Kill-switch actions by action and outcome.
@@ -159,6 +168,30 @@ impl Metrics {
             "Streams open now, by kind",
             open_streams.clone(),
         );
+        let streams_refused = Family::<StreamLabels, Counter>::default();
+        registry.register(
+            "streams_refused",
+            "Streams refused because the port's stream limit was reached, by kind",
+            streams_refused.clone(),
+        );
+        let open_connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Connections open now, by listener",
+            open_connections.clone(),
+        );
+        let connections_refused = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections closed on accept because the listener was at its connection limit",
+            connections_refused.clone(),
+        );
+        let connection_timeouts = Family::<ConnectionTimeoutLabels, Counter>::default();
+        registry.register(
+            "connection_timeouts",
+            "Connections closed by the header-read or the idle timeout, by listener",
+            connection_timeouts.clone(),
+        );
         let source_errors = Family::<SourceLabels, Counter>::default();
         registry.register(
             "source_errors",
@@ -176,6 +209,12 @@ impl Metrics {
             "propagation_seconds",
             "Seconds from a committed flag change to serving it on this replica",
             propagation.clone(),
+        );
+        let database_listener_reconnects = Counter::default();
+        registry.register(
+            "database_listener_reconnects",
+            "Times the PostgreSQL change listener was listening again after losing its connection",
+            database_listener_reconnects.clone(),
         );
         let snapshot_generation = Gauge::default();
         registry.register(
@@ -216,9 +255,14 @@ impl Metrics {
             evaluations,
             request_duration,
             open_streams,
+            streams_refused,
+            open_connections,
+            connections_refused,
+            connection_timeouts,
             source_errors,
             source_updates,
             propagation,
+            database_listener_reconnects,
             snapshot_generation,
             snapshot_age,
             snapshot_published_at: AtomicU64::new(unix_millis()),
@@ -260,20 +304,6 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
-    }
-
-    /// Counts a stream of `kind` as open until the returned guard is dropped,
-    /// however the stream ends.
-    pub fn open_stream(self: &Arc<Self>, kind: &'static str) -> OpenStream {
-        self.open_streams
-            .get_or_create(&StreamLabels {
-                kind: kind.to_owned(),
-            })
-            .inc();
-        OpenStream {
-            metrics: Arc::clone(self),
-            kind,
-        }
     }
 
     /// The registry in Prometheus text format.

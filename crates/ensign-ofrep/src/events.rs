@@ -53,10 +53,20 @@ pub async fn subscribe(
                 .into_response();
         }
     };
+    let Some(slot) = state.streams.try_open() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::RETRY_AFTER,
+                ensign_http::STREAM_RETRY_AFTER_SECONDS.to_string(),
+            )],
+            axum::Json(json!({"errorCode": "GENERAL", "errorDetails": state.streams.refusal()})),
+        )
+            .into_response();
+    };
     let (sender, receiver) = mpsc::channel::<Result<Bytes, Infallible>>(8);
-    let open = state.store.metrics().open_stream("sse");
     tokio::spawn(async move {
-        let _open = open;
+        let _slot = slot;
         let mut updates = state.store.subscribe();
         let mut seen = updates.borrow_and_update().clone();
         if sender

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -50,6 +51,8 @@ pub struct OfrepConfig {
     pub cors_origins: Vec<String>,
     /// A comment line is sent on idle event streams this often.
     pub sse_keep_alive: Duration,
+    /// The most event streams open at once; more are refused with 503.
+    pub max_streams: usize,
 }
 
 impl Default for OfrepConfig {
@@ -60,6 +63,7 @@ impl Default for OfrepConfig {
             tokens: Vec::new(),
             cors_origins: Vec::new(),
             sse_keep_alive: Duration::from_secs(15),
+            max_streams: ensign_http::DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -73,6 +77,22 @@ pub struct OfrepState {
     pub config: Arc<OfrepConfig>,
     /// Cancelled at shutdown; event streams end on it.
     pub shutdown: CancellationToken,
+    /// The event-stream slots, [`OfrepConfig::max_streams`] of them.
+    pub streams: ensign_http::StreamSlots,
+}
+
+impl OfrepState {
+    /// The state of a port serving `store` with `config`, whose event streams
+    /// end when `shutdown` is cancelled.
+    pub fn new(store: Arc<Store>, config: OfrepConfig, shutdown: CancellationToken) -> Self {
+        let streams = ensign_http::StreamSlots::new("sse", config.max_streams, store.metrics());
+        OfrepState {
+            store,
+            config: Arc::new(config),
+            shutdown,
+            streams,
+        }
+    }
 }
 
 /// The OFREP routes, with auth and CORS as configured.
@@ -89,10 +109,53 @@ pub fn router(state: OfrepState) -> Router {
         .route("/ofrep/v1/events", get(events::subscribe))
         .with_state(state.clone());
     // Browser providers read the bulk ETag to send `If-None-Match`.
-    match ensign_http::cors(&state.config.cors_origins, &[header::ETAG]) {
+    let router = match ensign_http::cors(&state.config.cors_origins, &[header::ETAG]) {
         Some(cors) => router.layer(cors),
         None => router,
+    };
+    router.layer(axum::middleware::from_fn(json_errors))
+}
+
+/// The most bytes of a non-JSON error body kept as `errorDetails`.
+const MAX_ERROR_DETAILS: usize = 1024;
+
+/// Gives every error answer OFREP's shape, `{"errorCode", "errorDetails"}` as
+/// `application/json`: the ones the handlers write already have it; unknown
+/// routes, wrong methods and axum's extractor rejections (plain text or
+/// empty) are rewritten here, keeping their status and headers (`Allow`).
+async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
     }
+    let (mut parts, body) = response.into_parts();
+    let details = match status {
+        StatusCode::NOT_FOUND => "no such OFREP route".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => format!("{method} is not allowed on this route"),
+        _ => {
+            let text = http_body_util::Limited::new(body, MAX_ERROR_DETAILS)
+                .collect()
+                .await
+                .ok()
+                .map(|body| String::from_utf8_lossy(&body.to_bytes()).trim().to_owned())
+                .filter(|text| !text.is_empty());
+            text.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned())
+        }
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let body = json!({"errorCode": "GENERAL", "errorDetails": details}).to_string();
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// An OFREP error answer.
@@ -134,7 +197,10 @@ async fn authorize(State(state): State<OfrepState>, request: Request, next: Next
         _ => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(json!({"errorDetails": "a valid bearer token or X-API-Key is required"})),
+            axum::Json(json!({
+                "errorCode": "GENERAL",
+                "errorDetails": "a valid bearer token or X-API-Key is required"
+            })),
         )
             .into_response(),
     }
@@ -238,10 +304,19 @@ fn count(state: &OfrepState, flag: Option<&Flag>, resolution: &Resolution<'_, &F
 
 async fn evaluate_flag(
     State(state): State<OfrepState>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path(key)) = key else {
+        return Failure {
+            status: StatusCode::BAD_REQUEST,
+            key: None,
+            code: "GENERAL",
+            details: "the flag key in the path is not valid percent-encoded UTF-8".to_owned(),
+        }
+        .into_response();
+    };
     let (context, selector) = match read_request(&state, &headers, body, Some(&key)).await {
         Ok(request) => request,
         Err(failure) => return failure.into_response(),

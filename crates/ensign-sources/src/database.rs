@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use ensign_engine::document::{Limits, load_value};
 use ensign_engine::{FlagDocument, Source};
+use ensign_metrics::Metrics;
 use ensign_storage::{Backend, CHANGES_CHANNEL, Change, Storage};
 use ensign_store::Store;
 use sqlx::postgres::PgListener;
@@ -116,7 +117,12 @@ pub async fn run_database_source(
     ));
     let (notify, mut notified) = mpsc::channel::<Option<Change>>(64);
     if storage.backend() == Backend::Postgres {
-        tokio::spawn(listen(database_url, notify.clone(), shutdown.clone()));
+        tokio::spawn(listen(
+            database_url,
+            Arc::clone(store.metrics()),
+            notify.clone(),
+            shutdown.clone(),
+        ));
     }
     let mut local = storage.local_changes();
     let mut loaded = Loaded::default();
@@ -233,8 +239,19 @@ async fn reload(
 /// Forwards PostgreSQL notifications; `None` asks for a full reload: when the
 /// connection is lost (so that the loss is noticed and the reload retried
 /// until the database answers again), and once listening again (anything
-/// committed in between was not notified).
-async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: CancellationToken) {
+/// committed in between was not notified). Listening again after an outage
+/// is logged with its length and counted in
+/// `ensign_database_listener_reconnects_total`.
+async fn listen(
+    url: String,
+    metrics: Arc<Metrics>,
+    notify: mpsc::Sender<Option<Change>>,
+    shutdown: CancellationToken,
+) {
+    // Since when the listener has been down, and how many connection
+    // attempts have failed since; `None` while listening (and before the
+    // first attempt).
+    let mut outage: Option<(Instant, u32)> = None;
     loop {
         let connected = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -247,13 +264,23 @@ async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: Can
                     Ok(Err(error)) => error.to_string(),
                     _ => format!("no answer within {CONNECT_TIMEOUT:?}"),
                 };
-                tracing::warn!(%error, "cannot listen for flag changes; retrying");
+                let failed_attempts = &mut outage.get_or_insert_with(|| (Instant::now(), 0)).1;
+                *failed_attempts += 1;
+                tracing::warn!(%error, attempt = *failed_attempts, "cannot listen for flag changes; retrying");
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(RETRY) => continue,
                 }
             }
         };
+        if let Some((since, failed_attempts)) = outage.take() {
+            metrics.database_listener_reconnects.inc();
+            tracing::info!(
+                down_for = ?since.elapsed(),
+                attempts = failed_attempts + 1,
+                "listening for flag changes again"
+            );
+        }
         // Anything committed while we were not listening is picked up here.
         if notify.send(None).await.is_err() {
             return;
@@ -275,6 +302,7 @@ async fn listen(url: String, notify: mpsc::Sender<Option<Change>>, shutdown: Can
                 // reconnection `try_recv` returns at once instead of first
                 // retrying to connect for up to the pool's acquire timeout).
                 lost => {
+                    outage = Some((Instant::now(), 0));
                     if let Err(error) = lost {
                         tracing::warn!(%error, "lost the change listener; reconnecting");
                     } else {

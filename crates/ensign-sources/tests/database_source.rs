@@ -853,6 +853,12 @@ async fn a_killed_listener_reconnects_and_keeps_delivering() {
         set_variant(&database.admin, "shop", "banner", "production", variant).await;
         a.wait_for_variant("banner", variant).await;
         database.wait_for_listeners(1).await;
+        // Listening again is counted (and logged with the outage's length).
+        a.wait_for_metric(
+            "ensign_database_listener_reconnects_total",
+            round as f64 + 1.0,
+        )
+        .await;
     }
     a.stop().await;
 }

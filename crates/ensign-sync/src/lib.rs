@@ -33,12 +33,25 @@ use payload::PayloadCache;
 pub const KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Settings of the sync service.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyncConfig {
     /// The static context (`-X`), sent as `sync_context` and by `GetMetadata`.
     pub static_context: Map<String, Value>,
     /// `--disable-sync-metadata`: `GetMetadata` answers `UNIMPLEMENTED`.
     pub disable_metadata: bool,
+    /// The most `SyncFlags` streams open at once; more are refused with
+    /// `RESOURCE_EXHAUSTED`.
+    pub max_streams: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            static_context: Map::new(),
+            disable_metadata: false,
+            max_streams: ensign_http::DEFAULT_MAX_STREAMS,
+        }
+    }
 }
 
 /// The sync service.
@@ -48,16 +61,19 @@ pub struct SyncService {
     config: Arc<SyncConfig>,
     shutdown: CancellationToken,
     payloads: Arc<PayloadCache>,
+    streams: ensign_http::StreamSlots,
 }
 
 impl SyncService {
     /// A service serving `store`, ending its streams when `shutdown` is cancelled.
     pub fn new(store: Arc<Store>, config: SyncConfig, shutdown: CancellationToken) -> Self {
+        let streams = ensign_http::StreamSlots::new("sync", config.max_streams, store.metrics());
         SyncService {
             store,
             config: Arc::new(config),
             shutdown,
             payloads: Arc::default(),
+            streams,
         }
     }
 
@@ -102,11 +118,14 @@ impl FlagSyncService for SyncService {
         request: Request<SyncFlagsRequest>,
     ) -> Result<Response<Self::SyncFlagsStream>, Status> {
         let selector = selector(&request, &request.get_ref().selector)?;
+        let slot = self
+            .streams
+            .try_open()
+            .ok_or_else(|| Status::resource_exhausted(self.streams.refusal()))?;
         let (sender, receiver) = mpsc::channel(4);
         let service = self.clone();
-        let open = self.store.metrics().open_stream("sync");
         tokio::spawn(async move {
-            let _open = open;
+            let _slot = slot;
             let sync_context = service.sync_context();
             let mut updates = service.store.subscribe();
             let published = updates.borrow_and_update().clone();

@@ -131,12 +131,15 @@ async fn start(config: SyncConfig) -> Server {
         None,
         service.clone().into_router(4 * 1024 * 1024),
         // As `ensign serve` runs the sync port.
-        ensign_http::Http2Settings {
-            keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
-            ..ensign_http::Http2Settings::default()
+        ensign_http::ListenerConfig {
+            http2: ensign_http::Http2Settings {
+                keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
+                ..ensign_http::Http2Settings::default()
+            },
+            drain: Duration::from_secs(2),
+            ..ensign_http::ListenerConfig::new("sync", Arc::clone(store.metrics()))
         },
         shutdown.clone(),
-        Duration::from_secs(2),
     ));
     Server {
         address,
@@ -150,7 +153,7 @@ async fn start(config: SyncConfig) -> Server {
 fn default_config() -> SyncConfig {
     SyncConfig {
         static_context: static_context(),
-        disable_metadata: false,
+        ..SyncConfig::default()
     }
 }
 
@@ -499,6 +502,7 @@ async fn get_metadata_returns_the_static_context_unless_disabled() {
     let server = start(SyncConfig {
         static_context: static_context(),
         disable_metadata: true,
+        ..SyncConfig::default()
     })
     .await;
     let mut client = server.client().await;
@@ -545,7 +549,7 @@ async fn streams_end_at_shutdown_and_the_gauge_follows() {
     let server = start(default_config()).await;
     assert_eq!(
         server.open_sync_streams(),
-        "",
+        r#"ensign_open_streams{kind="sync"} 0"#,
         "no sync stream has been counted yet"
     );
     let mut client = server.client().await;
@@ -595,4 +599,62 @@ async fn a_client_going_away_closes_its_stream() {
     drop(stream);
     drop(client);
     server.expect_open_streams(0).await;
+}
+
+#[tokio::test]
+async fn streams_over_the_cap_are_refused_until_one_closes() {
+    let server = start(SyncConfig {
+        max_streams: 2,
+        ..default_config()
+    })
+    .await;
+    let mut client = server.client().await;
+    let mut first = client
+        .sync_flags(sync_request("", None))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut first).await;
+    let mut second = client
+        .sync_flags(sync_request("", None))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut second).await;
+
+    let refused = client
+        .sync_flags(sync_request("", None))
+        .await
+        .expect_err("a third stream is refused");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("limit 2"),
+        "{}",
+        refused.message()
+    );
+    server.expect_open_streams(2).await;
+    assert!(
+        server
+            .store
+            .metrics()
+            .render()
+            .contains(r#"ensign_streams_refused_total{kind="sync"} 1"#)
+    );
+
+    // The two open streams still get updates.
+    server
+        .store
+        .replace_source("web.json", document(&web("off")));
+    next(&mut first).await;
+    next(&mut second).await;
+
+    drop(first);
+    server.expect_open_streams(1).await;
+    let mut third = client
+        .sync_flags(sync_request("", None))
+        .await
+        .unwrap()
+        .into_inner();
+    next(&mut third).await;
+    server.expect_open_streams(2).await;
 }

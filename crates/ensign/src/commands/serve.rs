@@ -150,6 +150,23 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish at shutdown.
     #[arg(long, env = "ENSIGN_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// How long a client may take to send a request's headers (from connect,
+    /// TLS included, or from the first byte of its next request) before the
+    /// connection is dropped, on every port (`0`: unbounded).
+    #[arg(long, env = "ENSIGN_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// How long a connection may stay open with no request or stream in
+    /// flight before it is closed (HTTP/2: GOAWAY), on every port (`0`: never).
+    #[arg(long, env = "ENSIGN_IDLE_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// The most connections each port keeps open; more are closed on accept.
+    /// Lowered at start when the open-files limit cannot hold every port's.
+    #[arg(long, env = "ENSIGN_MAX_CONNECTIONS", default_value_t = ensign_http::ListenerLimits::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// The most event streams each kind keeps open (OFREP SSE, EventStream
+    /// over every transport, SyncFlags); more are refused (503 / RESOURCE_EXHAUSTED).
+    #[arg(long, env = "ENSIGN_MAX_STREAMS", default_value_t = ensign_http::DEFAULT_MAX_STREAMS)]
+    max_streams: usize,
     /// Worker threads of the async runtime (default: one per CPU). On a host
     /// shared with other busy processes, fewer workers shorten latency tails.
     #[arg(long, env = "ENSIGN_WORKERS")]
@@ -286,6 +303,19 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The connection limits of every port, from `--header-read-timeout`,
+/// `--idle-timeout` and `--max-connections`, fitted into the open-files limit
+/// (raised to its hard limit first) for `listeners` ports.
+fn listener_limits(args: &ServeArgs, listeners: usize) -> ensign_http::ListenerLimits {
+    let nonzero = |duration: Duration| (!duration.is_zero()).then_some(duration);
+    ensign_http::ListenerLimits {
+        header_read_timeout: nonzero(args.header_read_timeout),
+        idle_timeout: nonzero(args.idle_timeout),
+        max_connections: args.max_connections.max(1),
+    }
+    .fit_open_files(listeners, ensign_http::raise_open_files_limit())
+}
+
 async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(address)
         .await
@@ -306,6 +336,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         max_request_body: args.max_request_body,
         stream_deadline: (!args.stream_deadline.is_zero()).then_some(args.stream_deadline),
         cors_origins: args.cors_origins.clone(),
+        max_streams: args.max_streams,
         ..FlagdConfig::default()
     };
     let tls = match (&args.server_cert_path, &args.server_key_path) {
@@ -322,8 +353,15 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         Some(bind((args.bind, args.admin_port).into(), "admin").await?)
     };
     let ofrep_listener = bind((args.bind, args.ofrep_port).into(), "OFREP").await?;
+    let limits = listener_limits(args, if args.no_database { 4 } else { 5 });
 
     let metrics = Arc::new(Metrics::new());
+    // Every port listens the same way; only names and HTTP/2 settings differ.
+    let listener = |name: &'static str| ensign_http::ListenerConfig {
+        limits,
+        drain: args.drain_timeout,
+        ..ensign_http::ListenerConfig::new(name, Arc::clone(&metrics))
+    };
     let options = EvaluationOptions {
         fractional: args.fractional,
     };
@@ -351,7 +389,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
-    if let (Some(storage), Some(listener)) = (&storage, admin_listener) {
+    if let (Some(storage), Some(admin_listener)) = (&storage, admin_listener) {
         // The bootstrap admin token comes only from the environment, never a flag.
         let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
         let state = ensign_admin::AdminState::new(storage.clone(), bootstrap)
@@ -363,12 +401,11 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         // The web UI shares the admin port: its assets at `/`, the API under `/api/v1`.
         let admin = ensign_admin::router(state).merge(ensign_ui::router());
         tasks.spawn(ensign_http::serve(
-            listener,
+            admin_listener,
             None,
             admin,
-            ensign_http::Http2Settings::default(),
+            listener("admin"),
             shutdown.clone(),
-            args.drain_timeout,
         ));
     }
     if let Some(storage) = &storage {
@@ -402,7 +439,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         let (management, shutdown) = (management.clone(), shutdown.clone());
         tasks.spawn(async move {
             if let Err(error) =
-                ensign_management::serve(management_listener, management, shutdown).await
+                ensign_management::serve(management_listener, management, limits, shutdown).await
             {
                 tracing::error!(%error, "management port failed");
             }
@@ -413,51 +450,49 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         ensign_sync::SyncConfig {
             static_context: config.context.static_values.clone(),
             disable_metadata: args.disable_sync_metadata,
+            max_streams: args.max_streams,
         },
         shutdown.clone(),
     );
-    let ofrep = ensign_ofrep::OfrepState {
-        store: Arc::clone(&store),
-        config: Arc::new(ensign_ofrep::OfrepConfig {
+    let ofrep = ensign_ofrep::OfrepState::new(
+        Arc::clone(&store),
+        ensign_ofrep::OfrepConfig {
             context: config.context.clone(),
             max_request_body: args.max_request_body,
             tokens: args.ofrep_tokens.clone(),
             cors_origins: args.cors_origins.clone(),
+            max_streams: args.max_streams,
             ..ensign_ofrep::OfrepConfig::default()
-        }),
-        shutdown: shutdown.clone(),
-    };
-    let state = FlagdState {
-        store: Arc::clone(&store),
-        config: Arc::new(config),
-        shutdown: shutdown.clone(),
-    };
+        },
+        shutdown.clone(),
+    );
+    let state = FlagdState::new(Arc::clone(&store), config, shutdown.clone());
     tasks.spawn(ensign_http::serve(
         evaluation_listener,
         tls.clone(),
         ensign_flagd::service(state),
-        ensign_http::Http2Settings::default(),
+        listener("evaluation"),
         shutdown.clone(),
-        args.drain_timeout,
     ));
     tasks.spawn(ensign_http::serve(
         sync_listener,
         tls.clone(),
         sync.into_router(args.max_request_body),
-        ensign_http::Http2Settings {
-            keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
-            ..ensign_http::Http2Settings::default()
+        ensign_http::ListenerConfig {
+            http2: ensign_http::Http2Settings {
+                keep_alive_interval: Some(ensign_sync::KEEP_ALIVE_INTERVAL),
+                ..ensign_http::Http2Settings::default()
+            },
+            ..listener("sync")
         },
         shutdown.clone(),
-        args.drain_timeout,
     ));
     tasks.spawn(ensign_http::serve(
         ofrep_listener,
         tls,
         ensign_ofrep::router(ofrep),
-        ensign_http::Http2Settings::default(),
+        listener("ofrep"),
         shutdown.clone(),
-        args.drain_timeout,
     ));
     tracing::info!(
         port = args.port,
