@@ -6,8 +6,14 @@
 //! asks every connection to finish (HTTP/2 GOAWAY, HTTP/1 close after the
 //! current response) and waits up to the drain timeout for in-flight requests.
 //! Long-lived streams must end themselves on the same token.
+//!
+//! Every request carries its client's address as a [`ClientAddr`] extension;
+//! [`TokenGuard`] and [`Throttle`] refuse wrong shared secrets and throttle
+//! client addresses that send too many of them.
 
 mod credentials;
+mod guard;
+mod throttle;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -25,7 +31,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-pub use credentials::{authorization, bearer, same_secret};
+pub use credentials::{
+    MIN_SECRET_LENGTH, authorization, bearer, check_secret_strength, same_secret,
+};
+pub use guard::{Refusal, TokenGuard};
+pub use throttle::{ClientAddr, Throttle, Throttled, client_ip};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 /// HTTP/2 settings for a listener.
@@ -110,7 +120,14 @@ pub async fn serve<S, B>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(service.clone());
+        // Every request carries its client's address (for throttling).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            service.clone(),
+            move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer));
+                request
+            },
+        ));
         let builder = builder.clone();
         match &tls {
             None => {
