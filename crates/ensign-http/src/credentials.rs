@@ -76,9 +76,11 @@ mod tests {
     fn short_secrets_are_refused_by_name() {
         assert_eq!(
             check_secret_strength("--sync-auth-token", "short"),
-            Err("--sync-auth-token: a shared secret needs at least 32 characters (this one \
+            Err(
+                "--sync-auth-token: a shared secret needs at least 32 characters (this one \
                  has 5); make one with `openssl rand -hex 32`"
-                .to_owned())
+                    .to_owned()
+            )
         );
         assert!(check_secret_strength("X", &"a".repeat(31)).is_err());
         assert!(check_secret_strength("X", &" a".repeat(16)).is_err());
