@@ -77,6 +77,9 @@ pub struct AdminState {
     pub evaluation: EvaluationOptions,
     /// Failed password sign-ins per name (for the sign-in lockout).
     login_failures: Arc<handlers::session::LoginFailures>,
+    /// Wrong secrets per client address (bearer tokens, token sign-ins, the
+    /// webhook's secrets), throttled together.
+    secret_failures: Arc<ensign_http::Throttle>,
 }
 
 impl AdminState {
@@ -93,6 +96,7 @@ impl AdminState {
             slos: Arc::default(),
             evaluation: EvaluationOptions::default(),
             login_failures: Arc::default(),
+            secret_failures: Arc::default(),
         }
     }
 
