@@ -2,6 +2,12 @@
 //! sources; the evaluation API listens on `--port`, health, readiness and
 //! metrics on `--management-port`.
 //!
+//! Secrets and transport: every shared secret (`ENSIGN_ADMIN_TOKEN`, the
+//! Alertmanager token, the port tokens) needs 32 characters or the command
+//! fails before binding; `-c/-k` put every port but management on TLS; the
+//! admin port binds `--admin-bind` (127.0.0.1 by default), the others
+//! `--bind` (0.0.0.0).
+//!
 //! Shutdown on SIGTERM or SIGINT: readiness fails first, then the listeners
 //! close, event streams get `provider_shutdown`, and in-flight requests have
 //! `--drain-timeout` to finish; the exit code is 0.
