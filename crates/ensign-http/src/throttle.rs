@@ -43,7 +43,8 @@ pub const DEFAULT_FAILURE_LIMIT: u32 = 10;
 /// The window of [`Throttle::default`].
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 
-/// Client addresses counted at most by [`Throttle::default`] (about 1 MiB).
+/// Client addresses counted at most by [`Throttle::default`] (a map of at
+/// most about 1.6 MB: 32,768 buckets of 48 bytes and a control byte).
 pub const DEFAULT_CAPACITY: usize = 16_384;
 
 /// A refused request of a throttled client address.
@@ -66,6 +67,9 @@ struct Counters {
     /// Whether the "map full of throttled addresses" warning was logged (reset
     /// when a slot frees), so an attack logs it once rather than per request.
     warned_full: bool,
+    /// When the map was found full of throttled addresses: the end of the
+    /// earliest window, before which no slot can free (so no scan is needed).
+    full_until: Option<Instant>,
 }
 
 /// Counts failed credentials per client address; see the module docs.
@@ -196,6 +200,10 @@ impl Throttle {
     /// Frees a slot: drops ended windows, else the unthrottled address with
     /// the fewest failures. False when every counted address is throttled.
     fn make_room(&self, counters: &mut Counters, now: Instant) -> bool {
+        if counters.full_until.is_some_and(|until| now < until) {
+            return false;
+        }
+        counters.full_until = None;
         counters
             .by_client
             .retain(|_, failures| !self.ended(failures, now));
@@ -213,7 +221,14 @@ impl Throttle {
                 counters.by_client.remove(&ip);
                 true
             }
-            None => false,
+            None => {
+                counters.full_until = counters
+                    .by_client
+                    .values()
+                    .map(|failures| failures.since + self.window)
+                    .min();
+                false
+            }
         }
     }
 }
