@@ -155,7 +155,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-export ENSIGN_ADMIN_TOKEN="slo-script-token"
+export ENSIGN_ADMIN_TOKEN="slo-script-token-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 ensign_start "" --slo "$ROOT/docs/examples/slo/checkout.yml" \
   --prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" --slo-window-scale 60
 trap cleanup EXIT

@@ -24,10 +24,10 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 fi
 
 ensign_build
-ENSIGN_ADMIN_TOKEN="ui-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+ENSIGN_ADMIN_TOKEN="ui-e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export ENSIGN_ADMIN_TOKEN
 # The Alertmanager webhook's shared secret (tests/ui/kill-switch.spec.js).
-ENSIGN_ALERTMANAGER_TOKEN="ui-e2e-am-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+ENSIGN_ALERTMANAGER_TOKEN="ui-e2e-am-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 export ENSIGN_ALERTMANAGER_TOKEN
 ensign_start ""
 echo "ui-e2e: ensign admin port $ENSIGN_ADMIN_PORT, OFREP port $ENSIGN_OFREP_PORT"

@@ -14,7 +14,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 STAMP="$HERE/node_modules/.package-lock.stamp"
-TOKEN="e2e-$RANDOM$RANDOM"
+TOKEN="e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 started=$SECONDS
 
 say() { printf 'node-ofrep/e2e.sh: %s\n' "$*" >&2; }

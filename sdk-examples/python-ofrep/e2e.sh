@@ -15,7 +15,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 VENV="$HERE/.venv"
 STAMP="$VENV/.pins"
-TOKEN="e2e-$RANDOM$RANDOM"
+TOKEN="e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 started=$SECONDS
 
 say() { printf 'python-ofrep/e2e.sh: %s\n' "$*" >&2; }

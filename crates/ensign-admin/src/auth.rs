@@ -14,7 +14,11 @@
 //!   (compared in constant time), else it is refused with 403 before anything
 //!   is read or changed.
 //!
-//! No or unknown credentials are 401. A viewer's non-read request is refused
+//! No or unknown credentials are 401. Wrong secrets (bearer tokens here, and
+//! the token sign-in and webhook secrets elsewhere, through [`throttled`])
+//! count against the client address: past 10 in a minute, its requests with a
+//! secret are 429 with `Retry-After`, right secret or not, until the minute
+//! ends (`ensign_http::Throttle`). A viewer's non-read request is refused
 //! here, before its body is read (but evaluating and validating a flag
 //! configuration, which write nothing).
 //!
@@ -40,6 +44,7 @@
 //! The actor's comment, recorded in the audit log, comes from the
 //! `X-Ensign-Comment` header or, without it, the body's `comment` field.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -178,25 +183,30 @@ pub(crate) fn is_current_bootstrap(state: &AdminState, hash: &str) -> bool {
         .is_some_and(|token| same_secret(&ensign_storage::hash_secret(token), hash))
 }
 
-/// Who sent a request with `headers` and `method`: its bearer token or, without
-/// one, its session cookie (with the CSRF check for unsafe methods).
+/// Who sent a request with `headers` and `method` from `client`: its bearer
+/// token (checked under the throttle) or, without one, its session cookie
+/// (with the CSRF check for unsafe methods).
 pub(crate) async fn identify(
     state: &AdminState,
+    client: ClientIp,
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
     if let Some(secret) = bearer(headers) {
-        let bootstrap = state
-            .bootstrap_token
-            .as_deref()
-            .is_some_and(|token| same_secret(token, secret));
-        if bootstrap {
-            return Ok(Caller::bootstrap());
-        }
-        return match state.storage.verify_token(secret).await? {
-            Some(token) => Ok(Caller::from_token(token)),
-            None => Err(ApiError::unauthorized("the token is unknown or revoked")),
+        let verify = async {
+            let bootstrap = state
+                .bootstrap_token
+                .as_deref()
+                .is_some_and(|token| same_secret(token, secret));
+            if bootstrap {
+                return Ok(Caller::bootstrap());
+            }
+            match state.storage.verify_token(secret).await? {
+                Some(token) => Ok(Caller::from_token(token)),
+                None => Err(ApiError::unauthorized("the token is unknown or revoked")),
+            }
         };
+        return throttled(state, client, true, verify).await;
     }
     let Some(secret) = session_cookie(headers) else {
         return Err(ApiError::unauthorized(
@@ -230,13 +240,53 @@ pub(crate) async fn identify(
     Ok(caller)
 }
 
+/// The address of the request's client, if its listener recorded one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(ensign_http::client_ip(&parts.extensions)))
+    }
+}
+
+/// Runs `verify`, the check of a secret `client` presented, under the admin
+/// port's throttle: 429 while the address is throttled, and a 401 from
+/// `verify` counts as a failure of the address. Without a presented secret
+/// `verify` just runs (a missing secret is not a guess).
+pub(crate) async fn throttled<T>(
+    state: &AdminState,
+    ClientIp(client): ClientIp,
+    presented: bool,
+    verify: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    if !presented {
+        return verify.await;
+    }
+    state
+        .secret_failures
+        .check(client)
+        .map_err(ApiError::throttled)?;
+    let result = verify.await;
+    if result
+        .as_ref()
+        .is_err_and(|error| error.code() == crate::error::ErrorCode::Unauthorized)
+    {
+        state.secret_failures.record_failure(client);
+    }
+    result
+}
+
 /// The authentication middleware: puts a [`Caller`] into the request.
 pub(crate) async fn authenticate(
     State(state): State<Arc<AdminState>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match identify(&state, request.method(), request.headers()).await {
+    let client = ClientIp(ensign_http::client_ip(request.extensions()));
+    let caller = match identify(&state, client, request.method(), request.headers()).await {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };

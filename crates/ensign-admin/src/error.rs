@@ -39,7 +39,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 422: the input is invalid; `problems` lists every problem.
     Invalid,
-    /// 429: too many failed sign-ins; retry later.
+    /// 429: too many failed sign-ins, or wrong secrets from this address;
+    /// retry later (`Retry-After` says when, where known).
     TooManyRequests,
     /// 500: something failed inside; details are in the server log.
     Internal,
@@ -102,6 +103,8 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     problems: Vec<ProblemBody>,
+    /// `Retry-After` of a 429, in seconds.
+    retry_after: Option<u64>,
 }
 
 /// The message of a 422.
@@ -124,6 +127,18 @@ impl ApiError {
             code,
             message: message.into(),
             problems: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After`: the client address sent too many wrong secrets.
+    pub fn throttled(throttled: ensign_http::Throttled) -> Self {
+        ApiError {
+            retry_after: Some(throttled.retry_after.as_secs()),
+            ..ApiError::new(
+                ErrorCode::TooManyRequests,
+                "too many wrong tokens from this address; retry after the Retry-After seconds",
+            )
         }
     }
 
@@ -164,6 +179,7 @@ impl ApiError {
             code: ErrorCode::Invalid,
             message: problem_count(problems.len()),
             problems,
+            retry_after: None,
         }
     }
 
@@ -263,6 +279,11 @@ impl IntoResponse for ApiError {
             }
             ErrorCode::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ErrorCode::TooManyRequests => {
+                if let Some(seconds) = self.retry_after {
+                    headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+                }
             }
             _ => {}
         }

@@ -78,6 +78,9 @@ pub struct AdminState {
     /// Password sign-in attempts per name (for the lockout) and the password
     /// checks running now.
     password_sign_ins: Arc<handlers::session::PasswordSignIns>,
+    /// Wrong secrets per client address (bearer tokens, token sign-ins, the
+    /// webhook's secrets), throttled together.
+    secret_failures: Arc<ensign_http::Throttle>,
 }
 
 impl AdminState {
@@ -94,6 +97,7 @@ impl AdminState {
             slos: Arc::default(),
             evaluation: EvaluationOptions::default(),
             password_sign_ins: Arc::default(),
+            secret_failures: Arc::default(),
         }
     }
 

@@ -93,6 +93,14 @@ impl Call {
         self
     }
 
+    /// Sends the request as if from client address `ip` (as the listener
+    /// records it).
+    fn from(mut self, ip: &str) -> Self {
+        let address = std::net::SocketAddr::new(ip.parse().unwrap(), 40_000);
+        self.request = self.request.extension(ensign_http::ClientAddr(address));
+        self
+    }
+
     fn header(mut self, name: &str, value: &str) -> Self {
         self.request = self.request.header(name, value);
         self
@@ -2835,4 +2843,109 @@ async fn rules_multiplying_a_segment_past_the_limits_are_refused_at_their_target
         api.get("/flags/web/imported").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Wrong bearer tokens, token sign-ins and webhook secrets count against the
+/// client address: past the limit, 429 with Retry-After even for the right
+/// secret; other addresses are unaffected.
+#[tokio::test]
+async fn wrong_secrets_throttle_their_client_address() {
+    const ALERTMANAGER: &str = "alertmanager-secret-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("ensign.db").display());
+    let storage = Storage::connect(&url).await.unwrap();
+    storage.migrate().await.unwrap();
+    let api = Api {
+        router: ensign_admin::router(
+            AdminState::new(storage.clone(), Some(BOOTSTRAP.to_owned()))
+                .with_alertmanager_token(Some(ALERTMANAGER.to_owned())),
+        ),
+        storage,
+        _dir: dir,
+    };
+    let limit = ensign_http::Throttle::default().limit();
+    let attacker = "192.0.2.66";
+    // No credentials at all are not guesses: never throttled.
+    for _ in 0..=limit {
+        let reply = api.call(Method::GET, "/flags").from(attacker).send().await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    // Wrong secrets by every route that checks one.
+    let webhook = "/integrations/alertmanager";
+    for n in 0..limit {
+        let reply = match n % 3 {
+            0 => {
+                api.call(Method::GET, "/flags")
+                    .token("wrong")
+                    .from(attacker)
+                    .send()
+                    .await
+            }
+            1 => {
+                api.call(Method::POST, "/session")
+                    .json(json!({"token": "wrong"}))
+                    .from(attacker)
+                    .send()
+                    .await
+            }
+            _ => {
+                api.call(Method::POST, webhook)
+                    .token("wrong")
+                    .json(json!({}))
+                    .from(attacker)
+                    .send()
+                    .await
+            }
+        };
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{n}: {}",
+            reply.body
+        );
+    }
+    // Now even the right secrets are refused, with Retry-After.
+    let throttled = [
+        api.call(Method::GET, "/flags")
+            .token(BOOTSTRAP)
+            .from(attacker)
+            .send()
+            .await,
+        api.call(Method::POST, "/session")
+            .json(json!({"token": BOOTSTRAP}))
+            .from(attacker)
+            .send()
+            .await,
+        api.call(Method::POST, webhook)
+            .token(ALERTMANAGER)
+            .json(json!({"version": "4", "status": "firing", "alerts": []}))
+            .from(attacker)
+            .send()
+            .await,
+    ];
+    for reply in throttled {
+        assert_eq!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.error_code(), "too_many_requests");
+        let seconds: u64 = reply.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&seconds), "{seconds}");
+    }
+    // Another address is served.
+    let reply = api
+        .call(Method::GET, "/flags")
+        .token(BOOTSTRAP)
+        .from("192.0.2.67")
+        .send()
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Requests without a recorded address (in-process) are not throttled.
+    assert_eq!(api.get("/flags").await.status, StatusCode::OK);
 }

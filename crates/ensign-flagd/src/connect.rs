@@ -89,6 +89,15 @@ fn error_response(error: &ApiError, status: StatusCode) -> Response {
         .into_response()
 }
 
+/// A Connect error answer before any handling: an end-of-stream message
+/// (HTTP 200) for streaming content types, else a unary error.
+pub(crate) fn early_error(headers: &HeaderMap, error: &ApiError) -> Response {
+    match streaming_codec(content_type(headers)) {
+        Some(codec) => streaming_response(codec, Body::from(end_of_stream(Some(error)))),
+        None => unary_error(error),
+    }
+}
+
 fn unary_error(error: &ApiError) -> Response {
     error_response(error, error.code.http())
 }

@@ -5,6 +5,12 @@
 //! Requests are routed by content type: `application/grpc*` (gRPC and gRPC-Web)
 //! go to the tonic services, everything else to the Connect handler. Both
 //! answer from [`outcome`], so the transports cannot drift apart.
+//!
+//! With `--evaluation-auth-token`, every request must carry one of the tokens
+//! as `Authorization: Bearer` (gRPC metadata `authorization` for gRPC):
+//! refusals are UNAUTHENTICATED (Connect `unauthenticated`, HTTP 401), and a
+//! client address with too many wrong tokens gets RESOURCE_EXHAUSTED (HTTP
+//! 429) with `Retry-After`. CORS preflights need no token.
 
 pub mod connect;
 pub mod events;
@@ -44,6 +50,8 @@ pub struct FlagdConfig {
     /// The most `EventStream`s open at once on the port (all transports
     /// together); more are refused with `RESOURCE_EXHAUSTED`.
     pub max_streams: usize,
+    /// Tokens clients must send as `Authorization: Bearer`; empty: none.
+    pub tokens: Vec<String>,
 }
 
 impl Default for FlagdConfig {
@@ -55,6 +63,7 @@ impl Default for FlagdConfig {
             keep_alive: Duration::from_secs(20),
             cors_origins: Vec::new(),
             max_streams: ensign_http::DEFAULT_MAX_STREAMS,
+            tokens: Vec::new(),
         }
     }
 }
@@ -99,6 +108,7 @@ pub fn service(
 + Send
 + 'static {
     let limit = state.config.max_request_body;
+    let guard = Arc::new(ensign_http::TokenGuard::new(&state.config.tokens));
     let grpc = tonic::service::Routes::new(
         evaluation_v1::service_server::ServiceServer::new(grpc::EvaluationV1(state.clone()))
             .max_decoding_message_size(limit),
@@ -112,10 +122,15 @@ pub fn service(
             .max_decoding_message_size(limit),
     )
     .into_axum_router()
-    .layer(tonic_web::GrpcWebLayer::new());
+    .layer(tonic_web::GrpcWebLayer::new())
+    .layer(axum::middleware::from_fn_with_state(
+        Arc::clone(&guard),
+        authorize,
+    ));
     let connect = Router::new()
         .route("/{service}/{method}", post(connect::handle))
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(guard, authorize));
     let exposed = [
         "grpc-status",
         "grpc-message",
@@ -156,6 +171,38 @@ pub fn service(
             response
         }
     })
+}
+
+/// Admits requests with a valid token (every request when there are none);
+/// answers others in their own protocol.
+async fn authorize(
+    axum::extract::State(guard): axum::extract::State<Arc<ensign_http::TokenGuard>>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let client = ensign_http::client_ip(request.extensions());
+    let Err(refusal) = guard.admit(ensign_http::bearer(request.headers()), client) else {
+        return next.run(request).await;
+    };
+    let error = status::ApiError::from_refusal(refusal);
+    let mut response = if protocol(&request).starts_with("grpc") {
+        let mut response = error.to_status().into_http::<Body>();
+        // gRPC-Web clients expect their own content type back.
+        if let Some(content_type) = request.headers().get(http::header::CONTENT_TYPE) {
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type.clone());
+        }
+        response
+    } else {
+        connect::early_error(request.headers(), &error)
+    };
+    if let Some(seconds) = refusal.retry_after() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, seconds);
+    }
+    response
 }
 
 fn protocol<B>(request: &Request<B>) -> &'static str {

@@ -25,6 +25,8 @@ pub enum Code {
     DeadlineExceeded,
     /// The server is shutting down.
     Unavailable,
+    /// No valid token (`--evaluation-auth-token`).
+    Unauthenticated,
 }
 
 impl Code {
@@ -39,6 +41,7 @@ impl Code {
             Code::Unimplemented => tonic::Code::Unimplemented,
             Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
             Code::Unavailable => tonic::Code::Unavailable,
+            Code::Unauthenticated => tonic::Code::Unauthenticated,
         }
     }
 
@@ -53,6 +56,7 @@ impl Code {
             Code::Unimplemented => "unimplemented",
             Code::DeadlineExceeded => "deadline_exceeded",
             Code::Unavailable => "unavailable",
+            Code::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -66,6 +70,7 @@ impl Code {
             Code::Unimplemented => http::StatusCode::NOT_IMPLEMENTED,
             Code::DeadlineExceeded => http::StatusCode::GATEWAY_TIMEOUT,
             Code::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unauthenticated => http::StatusCode::UNAUTHORIZED,
         }
     }
 }
@@ -97,6 +102,16 @@ impl ApiError {
             ErrorCode::General => Code::Unknown,
         };
         ApiError::new(code, message)
+    }
+
+    /// The answer to a request the port's token guard refused: UNAUTHENTICATED,
+    /// or RESOURCE_EXHAUSTED for a throttled client address.
+    pub fn from_refusal(refusal: ensign_http::Refusal) -> Self {
+        let code = match refusal {
+            ensign_http::Refusal::Unauthenticated => Code::Unauthenticated,
+            ensign_http::Refusal::Throttled { .. } => Code::ResourceExhausted,
+        };
+        ApiError::new(code, refusal.message())
     }
 
     /// As a gRPC status.
@@ -158,9 +173,18 @@ mod tests {
             (Code::Unimplemented, 501),
             (Code::DeadlineExceeded, 504),
             (Code::Unavailable, 503),
+            (Code::Unauthenticated, 401),
         ];
         for (code, http) in table {
             assert_eq!(code.http().as_u16(), http, "{code:?}");
         }
+        let unauthenticated = ApiError::from_refusal(ensign_http::Refusal::Unauthenticated);
+        assert_eq!(unauthenticated.code.grpc(), tonic::Code::Unauthenticated);
+        assert_eq!(unauthenticated.code.connect(), "unauthenticated");
+        let throttled = ApiError::from_refusal(ensign_http::Refusal::Throttled {
+            retry_after: std::time::Duration::from_secs(5),
+        });
+        assert_eq!(throttled.code.grpc(), tonic::Code::ResourceExhausted);
+        assert_eq!(throttled.code.http().as_u16(), 429);
     }
 }

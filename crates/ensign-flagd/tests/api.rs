@@ -875,3 +875,134 @@ async fn event_streams_over_the_cap_are_refused_on_every_transport() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn evaluation_tokens_guard_every_protocol() {
+    const TOKEN: &str = "evaluation-token-0123456789abcdef";
+    let server = start(FlagdConfig {
+        tokens: vec![TOKEN.into()],
+        ..FlagdConfig::default()
+    })
+    .await;
+    let request = |token: Option<&str>| {
+        let mut request = tonic::Request::new(v1::ResolveBooleanRequest {
+            flag_key: "banner".into(),
+            context: None,
+        });
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+    let mut client = server.v1().await;
+    // gRPC: no token or a wrong one is UNAUTHENTICATED; the right one is served.
+    for token in [None, Some("wrong"), Some("Bearer")] {
+        let status = client.resolve_boolean(request(token)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{token:?}");
+    }
+    let answer = client.resolve_boolean(request(Some(TOKEN))).await.unwrap();
+    assert!(answer.into_inner().value);
+
+    // gRPC-Web: the status in the headers, in gRPC-Web's content type.
+    let frame = [
+        0u8, 0, 0, 0, 8, 0x0a, 0x06, b'b', b'a', b'n', b'n', b'e', b'r',
+    ];
+    let (status, headers, _) = server
+        .post(
+            "/flagd.evaluation.v1.Service/ResolveBoolean",
+            &[("content-type", "application/grpc-web+proto")],
+            frame.to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["grpc-status"], "16");
+    assert_eq!(headers["content-type"], "application/grpc-web+proto");
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, headers, _) = server
+        .post(
+            "/flagd.evaluation.v1.Service/ResolveBoolean",
+            &[
+                ("content-type", "application/grpc-web+proto"),
+                ("authorization", &bearer),
+            ],
+            frame.to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        headers.get("grpc-status").is_none_or(|s| s == "0"),
+        "{headers:?}"
+    );
+
+    // Connect unary: 401 `unauthenticated`; served with the token.
+    let path = "/flagd.evaluation.v1.Service/ResolveBoolean";
+    let body = json!({"flagKey": "banner"}).to_string().into_bytes();
+    for authorization in ["", "Bearer wrong"] {
+        let mut headers = vec![("content-type", "application/json")];
+        if !authorization.is_empty() {
+            headers.push(("authorization", authorization));
+        }
+        let (status, _, answer) = server.post(path, &headers, body.clone()).await;
+        assert_eq!(status, 401, "{authorization:?}");
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(answer["code"], "unauthenticated");
+    }
+    let (status, _, answer) = server
+        .post(
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&answer).unwrap()["value"],
+        true
+    );
+
+    // Connect streaming: the refusal is the end-of-stream message.
+    let (status, _, answer) = server
+        .post(
+            "/flagd.evaluation.v1.Service/EventStream",
+            &[("content-type", "application/connect+json")],
+            vec![0, 0, 0, 0, 2, b'{', b'}'],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer[0], 0x02, "an end-of-stream envelope");
+    let end: Value = serde_json::from_slice(&answer[5..]).unwrap();
+    assert_eq!(end["error"]["code"], "unauthenticated");
+
+    // Wrong tokens spend the address's budget (3 spent above): then even the
+    // right token is RESOURCE_EXHAUSTED / 429 with Retry-After.
+    for _ in 3..ensign_http::Throttle::default().limit() {
+        let status = client
+            .resolve_boolean(request(Some("wrong")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+    let status = client
+        .resolve_boolean(request(Some(TOKEN)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.metadata().get("retry-after").is_some(), "{status:?}");
+    let (status, headers, _) = server
+        .post(
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &bearer),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert!(headers.contains_key("retry-after"));
+}

@@ -20,6 +20,24 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|(scheme, secret)| scheme.eq_ignore_ascii_case("bearer").then_some(secret))
 }
 
+/// The fewest characters a shared secret given to `ensign serve` may have
+/// (`ENSIGN_ADMIN_TOKEN`, `--alertmanager-token`, the port tokens): 32
+/// characters of `openssl rand -hex 32` are 128 bits.
+pub const MIN_SECRET_LENGTH: usize = 32;
+
+/// Checks a shared secret given as `option` against [`MIN_SECRET_LENGTH`];
+/// the error is one line naming the option and the rule.
+pub fn check_secret_strength(option: &str, secret: &str) -> Result<(), String> {
+    let length = secret.trim().chars().count();
+    if length < MIN_SECRET_LENGTH {
+        return Err(format!(
+            "{option}: a shared secret needs at least {MIN_SECRET_LENGTH} characters \
+             (this one has {length}); make one with `openssl rand -hex 32`"
+        ));
+    }
+    Ok(())
+}
+
 /// Compares secrets without an early exit that would time the match.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -52,6 +70,21 @@ mod tests {
             authorization(&headers("Basic dTpw")),
             Some(("Basic", "dTpw"))
         );
+    }
+
+    #[test]
+    fn short_secrets_are_refused_by_name() {
+        assert_eq!(
+            check_secret_strength("--sync-auth-token", "short"),
+            Err(
+                "--sync-auth-token: a shared secret needs at least 32 characters (this one \
+                 has 5); make one with `openssl rand -hex 32`"
+                    .to_owned()
+            )
+        );
+        assert!(check_secret_strength("X", &"a".repeat(31)).is_err());
+        assert!(check_secret_strength("X", &" a".repeat(16)).is_err());
+        assert_eq!(check_secret_strength("X", &"a".repeat(32)), Ok(()));
     }
 
     #[test]

@@ -15,10 +15,16 @@
 //! current response) and waits up to the drain timeout for in-flight requests,
 //! then closes the connections still open. Long-lived streams must end
 //! themselves on the same token.
+//!
+//! Every request carries its client's address as a [`ClientAddr`] extension;
+//! [`TokenGuard`] and [`Throttle`] refuse wrong shared secrets and throttle
+//! client addresses that send too many of them.
 
 mod connection;
 mod credentials;
+mod guard;
 mod stream_slots;
+mod throttle;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -41,8 +47,12 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use connection::{Activity, Ending, Tracked, TrackedIo};
 
 pub use connection::{TrackedBody, TrackedFuture};
-pub use credentials::{authorization, bearer, same_secret};
+pub use credentials::{
+    MIN_SECRET_LENGTH, authorization, bearer, check_secret_strength, same_secret,
+};
+pub use guard::{Refusal, TokenGuard};
 pub use stream_slots::{DEFAULT_MAX_STREAMS, STREAM_RETRY_AFTER_SECONDS, StreamSlot, StreamSlots};
+pub use throttle::{ClientAddr, Throttle, Throttled, client_ip};
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
 /// HTTP/2 settings for a listener.
@@ -326,8 +336,15 @@ pub async fn serve<S, B>(
         }
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let service =
-            TowerToHyperService::new(Tracked::new(service.clone(), Arc::clone(&activity)));
+        // Every request carries its client's address (for throttling).
+        let addressed = tower::ServiceExt::map_request(
+            service.clone(),
+            move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer));
+                request
+            },
+        );
+        let service = TowerToHyperService::new(Tracked::new(addressed, Arc::clone(&activity)));
         let (builder, tls, shutdown, counters) = (
             Arc::clone(&builder),
             tls.clone(),

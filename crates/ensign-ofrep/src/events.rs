@@ -19,6 +19,13 @@ use crate::OfrepState;
 #[derive(Debug, serde::Deserialize)]
 pub struct EventsQuery {
     selector: Option<String>,
+    /// The stream key of a token (checked by the router's guard).
+    key: Option<String>,
+}
+
+/// The `key` query parameter of an event stream URI, if any.
+pub fn stream_key_of(uri: &http::Uri) -> Option<String> {
+    Query::<EventsQuery>::try_from_uri(uri).ok()?.0.key
 }
 
 /// Percent-encodes a selector for a query string.

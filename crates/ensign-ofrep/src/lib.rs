@@ -13,7 +13,16 @@
 //!
 //! `Flagd-Selector` selects as on the other ports (a `selector` query
 //! parameter does on the event stream, where browsers cannot set headers).
-//! Optional bearer or `X-API-Key` tokens guard evaluation. With CORS origins
+//!
+//! Optional tokens (`--ofrep-auth-token`) guard every route: evaluation takes
+//! `Authorization: Bearer` or `X-API-Key`; the event stream takes those too
+//! or, since browsers' `EventSource` (which the OFREP web provider uses)
+//! sends no headers, a `key` query parameter holding the token's *stream
+//! key*: a hash of the token that opens the event stream and nothing else, so
+//! the token itself never travels in a URL. The bulk answer advertises the
+//! stream URL with the key of the token it was called with. Wrong tokens or
+//! keys count against the client address's budget (`ensign_http::Throttle`:
+//! 429 with `Retry-After` once it is spent). With CORS origins
 //! configured, preflights echo the requested headers (a `*` would not cover
 //! `Authorization`) and the `ETag` is exposed to scripts.
 
@@ -97,17 +106,22 @@ impl OfrepState {
 
 /// The OFREP routes, with auth and CORS as configured.
 pub fn router(state: OfrepState) -> Router {
+    let guards = Arc::new(Guards::new(&state.config.tokens));
     let evaluation = Router::new()
         .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_flag))
         .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
         .route("/ofrep/v1/evaluate/flags/", post(evaluate_all))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Arc::clone(&guards),
             authorize,
         ));
-    let router = evaluation
+    let events = Router::new()
         .route("/ofrep/v1/events", get(events::subscribe))
-        .with_state(state.clone());
+        .route_layer(axum::middleware::from_fn_with_state(
+            guards,
+            authorize_events,
+        ));
+    let router = evaluation.merge(events).with_state(state.clone());
     // Browser providers read the bulk ETag to send `If-None-Match`.
     let router = match ensign_http::cors(&state.config.cors_origins, &[header::ETAG]) {
         Some(cors) => router.layer(cors),
@@ -178,31 +192,96 @@ impl IntoResponse for Failure {
     }
 }
 
-async fn authorize(State(state): State<OfrepState>, request: Request, next: Next) -> Response {
-    let tokens = &state.config.tokens;
-    if tokens.is_empty() {
-        return next.run(request).await;
-    }
-    let headers = request.headers();
-    let presented = ensign_http::bearer(headers)
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    match presented {
-        Some(token)
-            if tokens
-                .iter()
-                .any(|t| ensign_http::same_secret(t, token.trim())) =>
-        {
-            next.run(request).await
+/// The port's tokens, and their stream keys for the event stream; failures of
+/// both count in one throttle.
+#[derive(Debug)]
+struct Guards {
+    tokens: ensign_http::TokenGuard,
+    stream_keys: ensign_http::TokenGuard,
+}
+
+impl Guards {
+    fn new(tokens: &[String]) -> Self {
+        let keys: Vec<String> = tokens
+            .iter()
+            .filter(|token| !token.trim().is_empty())
+            .map(|token| stream_key(token))
+            .collect();
+        let tokens = ensign_http::TokenGuard::new(tokens);
+        let stream_keys = ensign_http::TokenGuard::sharing(&keys, Arc::clone(tokens.throttle()));
+        Guards {
+            tokens,
+            stream_keys,
         }
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(json!({
-                "errorCode": "GENERAL",
-                "errorDetails": "a valid bearer token or X-API-Key is required"
-            })),
-        )
-            .into_response(),
+    }
+}
+
+/// The token a request presents: `Authorization: Bearer` or `X-API-Key`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    ensign_http::bearer(headers).or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// The stream key of `token`: what the event stream accepts as `?key=` in its
+/// place. A SHA-256 of the token under a label, base64url: it cannot be turned
+/// back into the token, and opens nothing but the event stream.
+pub fn stream_key(token: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"ensign ofrep event stream key\n")
+        .chain_update(token.trim().as_bytes())
+        .finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+fn refused(refusal: ensign_http::Refusal) -> Response {
+    let mut response = (
+        refusal.http_status(),
+        axum::Json(json!({"errorCode": "GENERAL", "errorDetails": match refusal {
+            ensign_http::Refusal::Unauthenticated =>
+                "a valid bearer token or X-API-Key is required",
+            ensign_http::Refusal::Throttled { .. } => refusal.message(),
+        }})),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    match refusal.retry_after() {
+        Some(seconds) => headers.insert(header::RETRY_AFTER, seconds),
+        None => headers.insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        ),
+    };
+    response
+}
+
+async fn authorize(State(guards): State<Arc<Guards>>, request: Request, next: Next) -> Response {
+    let client = ensign_http::client_ip(request.extensions());
+    match guards
+        .tokens
+        .admit(presented_token(request.headers()), client)
+    {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refused(refusal),
+    }
+}
+
+async fn authorize_events(
+    State(guards): State<Arc<Guards>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let client = ensign_http::client_ip(request.extensions());
+    let admitted = match presented_token(request.headers()) {
+        Some(token) => guards.tokens.admit(Some(token), client),
+        None => {
+            let key = events::stream_key_of(request.uri());
+            guards.stream_keys.admit(key.as_deref(), client)
+        }
+    };
+    match admitted {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refused(refusal),
     }
 }
 
@@ -388,12 +467,24 @@ async fn evaluate_all(State(state): State<OfrepState>, headers: HeaderMap, body:
             })
         })
         .collect();
-    let stream_uri = match &selector {
-        None => "/ofrep/v1/events".to_owned(),
-        Some(selector) => format!(
-            "/ofrep/v1/events?selector={}",
-            events::encode_query(&selector.to_string())
-        ),
+    // The stream key of the token this call was admitted with, for clients
+    // (browsers' EventSource) that cannot send it as a header.
+    let key = (!state.config.tokens.is_empty())
+        .then(|| presented_token(&headers).map(stream_key))
+        .flatten();
+    let query: Vec<String> = [
+        selector
+            .as_ref()
+            .map(|selector| format!("selector={}", events::encode_query(&selector.to_string()))),
+        key.map(|key| format!("key={key}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let stream_uri = if query.is_empty() {
+        "/ofrep/v1/events".to_owned()
+    } else {
+        format!("/ofrep/v1/events?{}", query.join("&"))
     };
     let answer = json!({
         "flags": flags,

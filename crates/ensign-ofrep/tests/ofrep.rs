@@ -216,12 +216,20 @@ impl Server {
 
     /// Opens an event stream; returns once the server has subscribed.
     async fn events(&self, path: &str) -> Events {
-        let request = http::Request::get(path)
+        self.events_with(path, &[]).await
+    }
+
+    /// Opens an event stream sending `headers`.
+    async fn events_with(&self, path: &str, headers: &[(&str, &str)]) -> Events {
+        let mut request = http::Request::get(path)
             .header("host", "localhost")
-            .header("accept", "text/event-stream")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let response = self.send(request).await;
+            .header("accept", "text/event-stream");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .send(request.body(Full::new(Bytes::new())).unwrap())
+            .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         assert_eq!(response.headers()["cache-control"], "no-cache");
@@ -894,8 +902,115 @@ async fn tokens_guard_evaluation() {
             assert_eq!(answer.status, StatusCode::OK, "{path} {headers:?}");
         }
     }
-    // The event stream carries no flag data and stays open to EventSource (ADR 0008).
-    server.events("/ofrep/v1/events").await;
+    // The event stream is guarded too: a token as a header, or (for
+    // EventSource, which sends no headers) the stream key the bulk answer
+    // advertises. The token itself is not accepted in the URL.
+    for (path, headers) in [
+        ("/ofrep/v1/events", &[][..]),
+        ("/ofrep/v1/events", &[("authorization", "Bearer wrong")][..]),
+        ("/ofrep/v1/events?key=wrong", &[][..]),
+        ("/ofrep/v1/events?key=s3cret", &[][..]),
+    ] {
+        let answer = server
+            .request(Method::GET, path, headers, Bytes::new())
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{path} {headers:?}"
+        );
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    }
+    server
+        .events_with("/ofrep/v1/events", &[("authorization", "Bearer s3cret")])
+        .await;
+    server
+        .events_with("/ofrep/v1/events", &[("x-api-key", "other-token")])
+        .await;
+    let bulk = server
+        .bulk(&[("authorization", "Bearer s3cret")], json!({}))
+        .await
+        .json();
+    let uri = bulk["eventStreams"][0]["endpoint"]["requestUri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = ensign_ofrep::stream_key("s3cret");
+    assert_eq!(uri, format!("/ofrep/v1/events?key={key}"));
+    assert!(!uri.contains("s3cret"), "{uri}");
+    server.events(&uri).await;
+    let bulk = server
+        .bulk(
+            &[
+                ("x-api-key", "other-token"),
+                ("flagd-selector", "flagSetId=web"),
+            ],
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        bulk["eventStreams"][0]["endpoint"]["requestUri"],
+        json!(format!(
+            "/ofrep/v1/events?selector=flagSetId%3Dweb&key={}",
+            ensign_ofrep::stream_key("other-token")
+        ))
+    );
+}
+
+/// Sends a bulk evaluation from the loopback address `source` (127.0.0.0/8
+/// all reaches the server on 127.0.0.1).
+async fn bulk_from(server: &Server, source: [u8; 4], token: &str) -> Answer {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let stream = socket.connect(server.address).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post("/ofrep/v1/evaluate/flags")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn wrong_tokens_throttle_their_client_address() {
+    let server = start(OfrepConfig {
+        tokens: vec!["s3cret".into()],
+        ..OfrepConfig::default()
+    })
+    .await;
+    for _ in 0..ensign_http::Throttle::default().limit() {
+        let answer = bulk_from(&server, [127, 0, 0, 2], "wrong").await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    }
+    // Spent: refused with 429 and Retry-After, even with the right token.
+    for token in ["wrong", "s3cret"] {
+        let answer = bulk_from(&server, [127, 0, 0, 2], token).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{token}");
+        let retry_after: u64 = answer.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
+        assert!(answer.json()["errorDetails"].is_string());
+    }
+    // Another address is unaffected.
+    let answer = bulk_from(&server, [127, 0, 0, 3], "s3cret").await;
+    assert_eq!(answer.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -4,6 +4,11 @@
 //! answers once; `GetMetadata` (deprecated) returns the static context.
 //!
 //! The selector comes from the `flagd-selector` header, else the request body.
+//!
+//! With tokens (`--sync-auth-token`), every call must carry one as
+//! `authorization: Bearer <token>` metadata: refusals are UNAUTHENTICATED, and
+//! a client address with too many wrong tokens gets RESOURCE_EXHAUSTED with
+//! `retry-after` (seconds) until its window ends.
 
 pub mod payload;
 
@@ -42,6 +47,8 @@ pub struct SyncConfig {
     /// The most `SyncFlags` streams open at once; more are refused with
     /// `RESOURCE_EXHAUSTED`.
     pub max_streams: usize,
+    /// Tokens clients must send as `authorization: Bearer`; empty: none.
+    pub tokens: Vec<String>,
 }
 
 impl Default for SyncConfig {
@@ -50,6 +57,7 @@ impl Default for SyncConfig {
             static_context: Map::new(),
             disable_metadata: false,
             max_streams: ensign_http::DEFAULT_MAX_STREAMS,
+            tokens: Vec::new(),
         }
     }
 }
@@ -79,10 +87,12 @@ impl SyncService {
 
     /// The routes of the sync port.
     pub fn into_router(self, max_message_size: usize) -> axum::Router {
+        let guard = Arc::new(ensign_http::TokenGuard::new(&self.config.tokens));
         tonic::service::Routes::new(
             FlagSyncServiceServer::new(self).max_decoding_message_size(max_message_size),
         )
         .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(guard, authorize))
     }
 
     /// What the payload cache holds now (its bounds are
@@ -93,6 +103,29 @@ impl SyncService {
 
     fn sync_context(&self) -> Struct {
         json_to_struct(&self.config.static_context)
+    }
+}
+
+/// Admits calls with a valid token (every call when there are none).
+async fn authorize(
+    axum::extract::State(guard): axum::extract::State<Arc<ensign_http::TokenGuard>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let client = ensign_http::client_ip(request.extensions());
+    match guard.admit(ensign_http::bearer(request.headers()), client) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            // A trailers-only answer: its headers are the call's metadata.
+            let mut response =
+                Status::new(refusal.grpc_code().into(), refusal.message()).into_http();
+            if let Some(seconds) = refusal.retry_after() {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, seconds);
+            }
+            response
+        }
     }
 }
 

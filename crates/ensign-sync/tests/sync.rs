@@ -658,3 +658,50 @@ async fn streams_over_the_cap_are_refused_until_one_closes() {
     next(&mut third).await;
     server.expect_open_streams(2).await;
 }
+
+#[tokio::test]
+async fn sync_tokens_guard_every_call() {
+    const TOKEN: &str = "sync-token-0123456789abcdef01234";
+    let server = start(SyncConfig {
+        tokens: vec![TOKEN.into()],
+        ..SyncConfig::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let with = |token: Option<&str>| {
+        let mut request = tonic::Request::new(FetchAllFlagsRequest::default());
+        if let Some(token) = token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        }
+        request
+    };
+    for token in [None, Some("wrong")] {
+        let status = client.fetch_all_flags(with(token)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{token:?}");
+    }
+    let status = client.sync_flags(sync_request("", None)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let answer = client.fetch_all_flags(with(Some(TOKEN))).await.unwrap();
+    let flags: Value = serde_json::from_str(&answer.into_inner().flag_configuration).unwrap();
+    assert_eq!(flags, full_payload("on", "big"));
+    let mut request = sync_request("", None);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let mut stream = client.sync_flags(request).await.unwrap().into_inner();
+    next(&mut stream).await;
+
+    // Wrong tokens spend the address's budget (1 spent above).
+    for _ in 1..ensign_http::Throttle::default().limit() {
+        let status = client
+            .fetch_all_flags(with(Some("wrong")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+    let status = client.fetch_all_flags(with(Some(TOKEN))).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.metadata().get("retry-after").is_some(), "{status:?}");
+}

@@ -4,7 +4,10 @@
 //! `ensign flags import|export`, their
 //! errors, and the issue's "done when": flags imported through the CLI
 //! evaluate through OFREP and the flagd evaluation API exactly as the same
-//! files served with `--uri file:` do.
+//! files served with `--uri file:` do. TLS on the admin port (`-c/-k`) with
+//! certificates of a private CA made with the `openssl` command: the CLI over
+//! `https://` with and without `--ca-file`, and a web UI sign-in. Start-up
+//! refuses short shared secrets.
 //!
 //! The flagd testbed's flag files are used from `../shared/flagd-testbed`
 //! when present (required under CI); otherwise the test's own flag file, which
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BOOTSTRAP: &str = "bootstrap-secret-for-tests";
+const BOOTSTRAP: &str = "bootstrap-secret-for-the-cli-tests";
 const TESTBED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/flagd-testbed");
 
 /// The test's own flag document: a static flag, targeting (with a shared `$evaluators`
@@ -1227,5 +1230,267 @@ fn serve_kills_and_restores_a_flag_on_alertmanager_notifications() {
         "ensign_killswitch_propagation_seconds_count 1",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+// TLS and secrets.
+
+/// A private CA and a certificate it issued for 127.0.0.1 and localhost,
+/// made with the `openssl` command in `dir`: `(ca.pem, server.pem, server.key)`.
+fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |name: &str| dir.join(name);
+    let openssl = |command: &str| {
+        let args: Vec<&str> = command.split(' ').collect();
+        let output = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command (scripts/install-system-packages.sh installs it)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            stderr(&output)
+        );
+    };
+    let key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(&format!(
+        "req -x509 {key} -keyout ca.key -out ca.pem -days 2 -subj /CN=Ensign-test-CA"
+    ));
+    openssl(&format!(
+        "req {key} -keyout server.key -out server.csr -subj /CN=localhost"
+    ));
+    std::fs::write(
+        path("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n\
+         subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 2 -extfile server.ext",
+    );
+    (path("ca.pem"), path("server.pem"), path("server.key"))
+}
+
+/// A server with TLS on its admin port; its `https://` URL and the CA file.
+fn tls_server(dir: &Path) -> (Server, String, PathBuf) {
+    let (ca, cert, key) = private_ca(dir);
+    let database = format!("sqlite://{}", dir.join("ensign.db").display());
+    let server = Server::start(
+        dir,
+        "tls",
+        &[
+            "--database-url".into(),
+            database,
+            "-c".into(),
+            cert.display().to_string(),
+            "-k".into(),
+            key.display().to_string(),
+        ],
+    );
+    let url = format!("https://127.0.0.1:{}", server.admin.unwrap());
+    (server, url, ca)
+}
+
+#[test]
+fn the_cli_talks_https_verifying_the_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, url, ca) = tls_server(dir.path());
+    let ca = ca.display().to_string();
+    let output = ensign(&[
+        "token",
+        "list",
+        "--server",
+        &url,
+        "--token",
+        BOOTSTRAP,
+        "--ca-file",
+        &ca,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\nserver log:\n{}",
+        stderr(&output),
+        server.log_text()
+    );
+    // The CA also comes from ENSIGN_CA_FILE.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ensign"));
+    clear_ensign_env(&mut command);
+    let output = command
+        .args(["token", "list", "--server", &url, "--token", BOOTSTRAP])
+        .env("ENSIGN_CA_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Without the private CA the certificate is not trusted: a clear error.
+    let output = ensign(&["token", "list", "--server", &url, "--token", BOOTSTRAP]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("TLS handshake with"), "{message}");
+    assert!(message.contains("certificate"), "{message}");
+    assert!(message.contains("--ca-file"), "{message}");
+    // The admin port speaks nothing but TLS now.
+    let plain = url.replace("https://", "http://");
+    let output = ensign(&["token", "list", "--server", &plain, "--token", BOOTSTRAP]);
+    assert!(!output.status.success());
+}
+
+/// One HTTP/1.1 exchange over TLS trusting `ca`: the status line and headers
+/// (lowercase) and the body.
+fn https(port: u16, ca: &Path, request: &str) -> (String, String) {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut stream = rustls::StreamOwned::new(connection, socket);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    // The server closes the connection (`Connection: close`) after answering.
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn the_web_ui_signs_in_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _, ca) = tls_server(dir.path());
+    let port = server.admin.unwrap();
+    let (head, body) = https(
+        port,
+        &ca,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(body.contains("<html"), "{body}");
+    let login = json!({"token": BOOTSTRAP}).to_string();
+    let (head, _) = https(
+        port,
+        &ca,
+        &format!(
+            "POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{login}",
+            login.len()
+        ),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .expect("a session cookie");
+    assert!(
+        cookie.contains("secure") && cookie.contains("httponly"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap();
+    let (head, body) = https(
+        port,
+        &ca,
+        &format!(
+            "GET /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+             Cookie: {session}\r\n\r\n"
+        ),
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(body.contains("token:bootstrap"), "{body}");
+}
+
+#[test]
+fn serve_refuses_short_shared_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
+    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+        (
+            &[],
+            &[("ENSIGN_ADMIN_TOKEN", "short-admin-token")],
+            "ENSIGN_ADMIN_TOKEN",
+        ),
+        (
+            &["--alertmanager-token", "0123456789"],
+            &[],
+            "--alertmanager-token",
+        ),
+        (
+            &[
+                "--ofrep-auth-token",
+                "0123456789abcdef0123456789abcdef,short",
+            ],
+            &[],
+            "--ofrep-auth-token",
+        ),
+        (
+            &["--evaluation-auth-token", "short"],
+            &[],
+            "--evaluation-auth-token",
+        ),
+        (
+            &[],
+            &[("ENSIGN_SYNC_AUTH_TOKEN", "short")],
+            "--sync-auth-token",
+        ),
+    ];
+    for (args, env, option) in cases {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ensign"));
+        clear_ensign_env(&mut command);
+        command
+            .args([
+                "serve",
+                "--database-url",
+                &database,
+                "--port",
+                "0",
+                "--management-port",
+                "0",
+            ])
+            .args(["--sync-port", "0", "--ofrep-port", "0", "--admin-port", "0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        let output = command.output().unwrap();
+        assert!(!output.status.success(), "{option}");
+        let message = stderr(&output);
+        let line = message
+            .lines()
+            .find(|l| l.contains("error:"))
+            .unwrap_or_default();
+        assert!(
+            line.contains(&format!(
+                "{option}: a shared secret needs at least 32 characters"
+            )) && line.contains("openssl rand -hex 32"),
+            "{option}: {message}"
+        );
+    }
+}
+
+#[test]
+fn serve_help_names_the_admin_bind_default_and_tls_on_every_port() {
+    let output = ensign(&["serve", "--help"]);
+    let help = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "--admin-bind <ADMIN_BIND>",
+        "[default: 127.0.0.1]",
+        "--evaluation-auth-token",
+        "--sync-auth-token",
+        "OFREP and admin",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from\n{help}");
     }
 }

@@ -6,7 +6,9 @@
 //! where the secret is `ENSIGN_ALERTMANAGER_TOKEN` (any user name) or a
 //! receiver's secret (Basic: the user name must be the receiver's). API
 //! tokens are refused here, and these secrets are refused everywhere else.
-//! A refused call is 401 before the body is read, and changes nothing.
+//! A refused call is 401 before the body is read, and changes nothing; wrong
+//! secrets count against the client address (`auth::throttled`: 429 with
+//! `Retry-After` past 10 a minute).
 //!
 //! A receiver may be limited to environments: its alerts act only on
 //! targets there (an alert's own `ensign_environment` label and bindings
@@ -28,7 +30,7 @@ use ensign_storage::{ActionOutcome, Alert, KillAction, StorageError};
 use http::{HeaderMap, StatusCode};
 
 use super::Shared;
-use crate::auth::{Admin, same_secret};
+use crate::auth::{Admin, ClientIp, same_secret, throttled};
 use crate::error::{ApiError, ErrorCode, ReadErrors, WriteErrors};
 use crate::extract::{JsonBody, PathParams, parse_json};
 use crate::wire::kill_switch::{
@@ -224,6 +226,7 @@ fn alerts_of(payload: AlertmanagerPayload, received_at: i64) -> Result<Vec<Alert
 fn webhook_outcome(error: &ApiError) -> &'static str {
     match error.code() {
         ErrorCode::Unauthorized => "unauthorized",
+        ErrorCode::TooManyRequests => "throttled",
         ErrorCode::BadRequest | ErrorCode::Invalid => "bad_request",
         ErrorCode::PayloadTooLarge => "too_large",
         ErrorCode::Unavailable => "unavailable",
@@ -239,9 +242,14 @@ fn webhook_outcome(error: &ApiError) -> &'static str {
     request_body = AlertmanagerPayload,
     responses((status = 200, description = "Every alert is recorded; what was done", body = WebhookAnswer),
         WriteErrors))]
-pub(crate) async fn webhook(state: Shared, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn webhook(
+    state: Shared,
+    client: ClientIp,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let received_at = ensign_context::now_millis();
-    match receive(&state, &headers, body, received_at).await {
+    match receive(&state, client, &headers, body, received_at).await {
         Ok(actions) => {
             state.metrics.count_webhook_request("ok");
             for action in &actions {
@@ -266,15 +274,19 @@ pub(crate) async fn webhook(state: Shared, headers: HeaderMap, body: Body) -> Re
 
 async fn receive(
     state: &Shared,
+    client: ClientIp,
     headers: &HeaderMap,
     body: Body,
     received_at: i64,
 ) -> Result<Vec<ensign_storage::AlertAction>, ApiError> {
-    let Some(sender) = sender(state, headers).await? else {
-        return Err(ApiError::unauthorized(
-            "send ENSIGN_ALERTMANAGER_TOKEN or a receiver secret as Authorization: Bearer <secret> or Basic",
-        ));
+    let check = async {
+        sender(state, headers).await?.ok_or_else(|| {
+            ApiError::unauthorized(
+                "send ENSIGN_ALERTMANAGER_TOKEN or a receiver secret as Authorization: Bearer <secret> or Basic",
+            )
+        })
     };
+    let sender = throttled(state, client, credentials(headers).is_some(), check).await?;
     let bytes = axum::body::to_bytes(body, MAX_WEBHOOK_BODY)
         .await
         .map_err(|_| {

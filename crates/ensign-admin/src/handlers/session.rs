@@ -37,7 +37,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use tokio::sync::Semaphore;
 
 use super::Shared;
-use crate::auth::{Caller, CookieSession, SESSION_COOKIE, identify, same_secret};
+use crate::auth::{
+    Caller, ClientIp, CookieSession, SESSION_COOKIE, identify, same_secret, throttled,
+};
 use crate::error::{ApiError, ErrorCode, ReadErrors, SignInErrors};
 use crate::extract::{media_type, parse_json};
 use crate::wire::{LoginRequest, Session};
@@ -303,6 +305,7 @@ async fn password_principal(
         SignInErrors))]
 pub(crate) async fn login(
     state: Shared,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -320,7 +323,9 @@ pub(crate) async fn login(
             )
         })?;
     let request: LoginRequest = parse_json(&bytes)?;
-    let principal = principal(&state, request).await?;
+    // A token sign-in is a guess of a bearer token: throttled like one.
+    let with_token = request.token.is_some();
+    let principal = throttled(&state, client, with_token, principal(&state, request)).await?;
     let (session, secret) = state
         .storage
         .create_session(&principal, SESSION_LIFETIME_MS)
@@ -342,8 +347,12 @@ pub(crate) async fn login(
 /// Who the caller is (by session cookie or bearer token).
 #[utoipa::path(get, operation_id = "getSession", path = "/session", tag = "session",
     responses((status = 200, description = "The caller", body = Session), ReadErrors))]
-pub(crate) async fn read(state: Shared, headers: HeaderMap) -> Result<Json<Session>, ApiError> {
-    let caller = identify(&state, &Method::GET, &headers).await?;
+pub(crate) async fn read(
+    state: Shared,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Result<Json<Session>, ApiError> {
+    let caller = identify(&state, client, &Method::GET, &headers).await?;
     Ok(Json(session_body(&caller)))
 }
 
@@ -352,8 +361,12 @@ pub(crate) async fn read(state: Shared, headers: HeaderMap) -> Result<Json<Sessi
 #[utoipa::path(delete, operation_id = "deleteSession", path = "/session", tag = "session",
     security(()), responses((status = 204, description = "Signed out; the cookie is cleared"),
         (status = 403, description = "The session cookie came without its X-CSRF-Token")))]
-pub(crate) async fn logout(state: Shared, headers: HeaderMap) -> Result<Response, ApiError> {
-    match identify(&state, &Method::DELETE, &headers).await {
+pub(crate) async fn logout(
+    state: Shared,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    match identify(&state, client, &Method::DELETE, &headers).await {
         Ok(Caller {
             actor,
             session: Some(session),

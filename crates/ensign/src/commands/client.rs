@@ -1,13 +1,17 @@
 //! A small client of the admin REST API, shared by the subcommands that talk
 //! to a running server (`ensign flags`, `ensign token`).
 //!
-//! One HTTP/1.1 request per call over a fresh connection (plain `http://`: the
-//! admin port serves no TLS), `Authorization: Bearer <token>`, JSON in and
-//! out. A failed request becomes a [`ServerError`] carrying the server's own
+//! One HTTP/1.1 request per call over a fresh connection, `http://` or
+//! `https://` (the admin port with `ensign serve -c/-k`): certificates are
+//! verified against the system's roots and, with `--ca-file`, a private CA;
+//! there is no way to skip verification. `Authorization: Bearer <token>`, JSON
+//! in and out. A failed request becomes a [`ServerError`] carrying the server's own
 //! message and every problem with its JSON Pointer; a server that cannot be
 //! reached becomes an error that says which address was tried and why.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -18,6 +22,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
 
 use super::serve::parse_duration;
 
@@ -27,7 +34,8 @@ const API_PREFIX: &str = "/api/v1";
 /// Where the server is and how to authenticate (every API subcommand takes these).
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// The admin API's base URL (`http://HOST:PORT`, the `--admin-port` of `ensign serve`).
+    /// The admin API's base URL (`http://HOST:PORT` or `https://HOST:PORT`,
+    /// the `--admin-port` of `ensign serve`).
     #[arg(
         long,
         env = "ENSIGN_SERVER",
@@ -55,16 +63,23 @@ pub struct ClientArgs {
         global = true
     )]
     timeout: Duration,
+    /// A PEM file of CA certificates trusted for `https://` besides the
+    /// system's roots (a private CA, or the server's self-signed certificate's
+    /// issuer).
+    #[arg(long, env = "ENSIGN_CA_FILE", value_name = "PATH", global = true)]
+    ca_file: Option<PathBuf>,
 }
 
-/// A parsed `--server`: host, port and an optional path prefix.
+/// A parsed `--server`: scheme, host, port and an optional path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerUrl {
+    /// Whether the scheme is `https`.
+    tls: bool,
     /// `host:port` as given (for the `Host` header and messages).
     authority: String,
     /// The host to connect to (IPv6 without brackets).
     host: String,
-    /// The port (80 when the URL names none).
+    /// The port (80 or 443 when the URL names none).
     port: u16,
     /// A path prefix without a trailing `/` (empty for none).
     prefix: String,
@@ -72,27 +87,26 @@ pub struct ServerUrl {
 
 impl fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.authority, self.prefix)
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.prefix)
     }
 }
 
-/// Parses `--server`: `http://HOST[:PORT][/PREFIX]`.
+/// Parses `--server`: `http[s]://HOST[:PORT][/PREFIX]`.
 fn parse_server(text: &str) -> Result<ServerUrl, String> {
     let uri: Uri = text
         .trim()
         .parse()
         .map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(
-                "https:// is not supported: the admin port serves plain HTTP; \
-                 give http://HOST:PORT"
-                    .to_owned(),
-            );
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(format!(
+                "\"{text}\" is not an http://HOST:PORT or https://HOST:PORT URL"
+            ));
         }
-        _ => return Err(format!("\"{text}\" is not an http://HOST:PORT URL")),
-    }
+    };
     let Some(authority) = uri.authority() else {
         return Err(format!("\"{text}\" names no host"));
     };
@@ -105,9 +119,10 @@ fn parse_server(text: &str) -> Result<ServerUrl, String> {
         .trim_end_matches(']')
         .to_owned();
     Ok(ServerUrl {
+        tls,
         authority: authority.as_str().to_owned(),
         host,
-        port: authority.port_u16().unwrap_or(80),
+        port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         prefix: uri.path().trim_end_matches('/').to_owned(),
     })
 }
@@ -218,13 +233,62 @@ pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
     }
 }
 
+/// A TLS client configuration trusting the system's roots and the CA
+/// certificates of `ca_file`; fails when it would trust nothing.
+fn tls_connector(ca_file: Option<&Path>) -> anyhow::Result<TlsConnector> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    // Unreadable system certificates are skipped: the CA file may be enough.
+    let system = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(system.certs);
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("--ca-file: reading {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("--ca-file: parsing {}", path.display()))?;
+        if certs.is_empty() {
+            bail!("--ca-file: {} holds no PEM certificate", path.display());
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .with_context(|| format!("--ca-file: a certificate of {}", path.display()))?;
+        }
+    } else if added == 0 {
+        bail!("no system CA certificates found to verify https:// servers; give --ca-file PATH");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // One HTTP/1.1 request per connection.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// A client of one server with one token.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     server: ServerUrl,
     authorization: HeaderValue,
     timeout: Duration,
     comment: Option<HeaderValue>,
+    /// For `https://` servers.
+    tls: Option<TlsConnector>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.server)
+            .field("timeout", &self.timeout)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -241,11 +305,17 @@ impl Client {
         let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
             .context("the token has characters an HTTP header cannot carry")?;
         authorization.set_sensitive(true);
+        let tls = args
+            .server
+            .tls
+            .then(|| tls_connector(args.ca_file.as_deref()))
+            .transpose()?;
         Ok(Client {
             server: args.server.clone(),
             authorization,
             timeout: args.timeout,
             comment: None,
+            tls,
         })
     }
 
@@ -316,7 +386,33 @@ impl Client {
                     self.server
                 )
             })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let Some(connector) = &self.tls else {
+            return self.send(stream, method, target, body).await;
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.server.host.clone())
+            .with_context(|| format!("\"{}\" is not a TLS server name", self.server.host))?;
+        let stream = connector.connect(name, stream).await.with_context(|| {
+            format!(
+                "TLS handshake with {} failed (a certificate from a private CA needs \
+                 --ca-file PATH or ENSIGN_CA_FILE)",
+                self.server
+            )
+        })?;
+        self.send(stream, method, target, body).await
+    }
+
+    /// The request over an open connection: the status and the whole body.
+    async fn send<I>(
+        &self,
+        io: I,
+        method: Method,
+        target: &str,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(StatusCode, Bytes)>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .with_context(|| format!("talking to {}", self.server))?;
         let driver = tokio::spawn(connection);
@@ -381,7 +477,11 @@ mod tests {
         assert_eq!((url.host.as_str(), url.port), ("::1", 9000));
         assert_eq!(url.prefix, "/ensign");
         assert_eq!(parse_server("http://flags.internal").unwrap().port, 80);
-        assert!(parse_server("https://flags.internal").is_err());
+        let url = parse_server("https://flags.internal").unwrap();
+        assert_eq!((url.tls, url.port), (true, 443));
+        assert_eq!(url.to_string(), "https://flags.internal");
+        assert_eq!(parse_server("https://h:8443").unwrap().port, 8443);
+        assert!(parse_server("ftp://flags.internal").is_err());
         assert!(parse_server("flags.internal:8080").is_err());
         assert!(parse_server("http://h:1/?x=1").is_err());
     }

@@ -2,6 +2,12 @@
 //! sources; the evaluation API listens on `--port`, health, readiness and
 //! metrics on `--management-port`.
 //!
+//! Secrets and transport: every shared secret (`ENSIGN_ADMIN_TOKEN`, the
+//! Alertmanager token, the port tokens) needs 32 characters or the command
+//! fails before binding; `-c/-k` put every port but management on TLS; the
+//! admin port binds `--admin-bind` (127.0.0.1 by default), the others
+//! `--bind` (0.0.0.0).
+//!
 //! Shutdown on SIGTERM or SIGINT: readiness fails first, then the listeners
 //! close, event streams get `provider_shutdown`, and in-flight requests have
 //! `--drain-timeout` to finish; the exit code is 0.
@@ -44,7 +50,9 @@ pub struct ServeArgs {
     /// Port of OFREP (OpenFeature Remote Evaluation Protocol).
     #[arg(short = 'r', long, env = "ENSIGN_OFREP_PORT", default_value_t = 8016)]
     ofrep_port: u16,
-    /// Tokens OFREP clients must present (`Authorization: Bearer` or `X-API-Key`).
+    /// Tokens OFREP clients must present (`Authorization: Bearer` or
+    /// `X-API-Key`; the event stream also takes the stream key the bulk answer
+    /// advertises); at least 32 characters each.
     #[arg(
         long = "ofrep-auth-token",
         env = "ENSIGN_OFREP_AUTH_TOKEN",
@@ -52,6 +60,26 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     ofrep_tokens: Vec<String>,
+    /// Tokens clients of the evaluation port must send as `Authorization:
+    /// Bearer` (gRPC metadata `authorization`); at least 32 characters each.
+    /// Default: none (as flagd).
+    #[arg(
+        long = "evaluation-auth-token",
+        env = "ENSIGN_EVALUATION_AUTH_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    evaluation_tokens: Vec<String>,
+    /// Tokens in-process providers must send to the sync port as
+    /// `authorization: Bearer` metadata; at least 32 characters each.
+    /// Default: none (as flagd).
+    #[arg(
+        long = "sync-auth-token",
+        env = "ENSIGN_SYNC_AUTH_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    sync_tokens: Vec<String>,
     /// Answer the deprecated sync `GetMetadata` with UNIMPLEMENTED.
     #[arg(long, env = "ENSIGN_DISABLE_SYNC_METADATA")]
     disable_sync_metadata: bool,
@@ -69,15 +97,21 @@ pub struct ServeArgs {
     /// Port of the admin REST API and web UI (needs the database).
     #[arg(long, env = "ENSIGN_ADMIN_PORT", default_value_t = 8080)]
     admin_port: u16,
+    /// Address the admin port binds: loopback by default, since it takes
+    /// tokens and passwords; `0.0.0.0` to reach it from other hosts or from
+    /// outside a container (with -c/-k for TLS).
+    #[arg(long, env = "ENSIGN_ADMIN_BIND", default_value = "127.0.0.1")]
+    admin_bind: std::net::IpAddr,
     /// The shared secret Alertmanager sends to the kill-switch webhook
-    /// (`Authorization: Bearer` or Basic); receivers created in the API have
-    /// their own.
+    /// (`Authorization: Bearer` or Basic), at least 32 characters; receivers
+    /// created in the API have their own.
     #[arg(long, env = "ENSIGN_ALERTMANAGER_TOKEN", hide_env_values = true)]
     alertmanager_token: Option<String>,
     /// The environment whose flags this process serves.
     #[arg(long, env = "ENSIGN_ENVIRONMENT", default_value = "production")]
     environment: String,
-    /// Address to bind.
+    /// Address the evaluation, sync, OFREP and management ports bind (the
+    /// admin port has --admin-bind).
     #[arg(long, env = "ENSIGN_BIND", default_value = "0.0.0.0")]
     bind: std::net::IpAddr,
     /// A flag source, `file:PATH` (JSON or YAML); repeat for more, later ones win.
@@ -128,7 +162,8 @@ pub struct ServeArgs {
     /// End event streams after this long (`0`: never), e.g. `10m`.
     #[arg(long, env = "ENSIGN_STREAM_DEADLINE", default_value = "0", value_parser = parse_duration)]
     stream_deadline: Duration,
-    /// TLS certificate (PEM) of the evaluation port.
+    /// TLS certificate (PEM) of every port but management: evaluation, sync,
+    /// OFREP and admin (API and web UI).
     #[arg(
         short = 'c',
         long,
@@ -136,7 +171,7 @@ pub struct ServeArgs {
         requires = "server_key_path"
     )]
     server_cert_path: Option<PathBuf>,
-    /// TLS private key (PEM) of the evaluation port.
+    /// TLS private key (PEM) of the certificate of --server-cert-path.
     #[arg(
         short = 'k',
         long,
@@ -277,6 +312,34 @@ fn slo_settings(args: &ServeArgs) -> anyhow::Result<ensign_admin::SloSettings> {
     })
 }
 
+/// Refuses shared secrets shorter than `ensign_http::MIN_SECRET_LENGTH`:
+/// the bootstrap admin token, the Alertmanager token and the port tokens.
+fn check_secrets(args: &ServeArgs, bootstrap: Option<&str>) -> anyhow::Result<()> {
+    let lists = [
+        ("--ofrep-auth-token", &args.ofrep_tokens),
+        ("--evaluation-auth-token", &args.evaluation_tokens),
+        ("--sync-auth-token", &args.sync_tokens),
+    ];
+    let singles = [
+        ("ENSIGN_ADMIN_TOKEN", bootstrap),
+        ("--alertmanager-token", args.alertmanager_token.as_deref()),
+    ];
+    let secrets = lists
+        .iter()
+        .flat_map(|(option, tokens)| tokens.iter().map(move |token| (*option, token.as_str())))
+        .chain(
+            singles
+                .into_iter()
+                .filter_map(|(option, secret)| Some((option, secret?))),
+        )
+        // An empty secret means "none" (as before); a list's empty items are dropped.
+        .filter(|(_, secret)| !secret.trim().is_empty());
+    for (option, secret) in secrets {
+        ensign_http::check_secret_strength(option, secret).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENSIGN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -291,6 +354,9 @@ fn init_logging(format: &str) {
 /// Runs the command.
 pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log_format);
+    // The bootstrap admin token comes only from the environment, never a flag.
+    let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
+    check_secrets(args, bootstrap.as_deref())?;
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers.max(1));
@@ -299,7 +365,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(args))?;
+    runtime.block_on(serve(args, bootstrap))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -322,7 +388,7 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("binding the {what} port {address}"))
 }
 
-async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: &ServeArgs, bootstrap: Option<String>) -> anyhow::Result<()> {
     let specs = args
         .uris
         .iter()
@@ -337,6 +403,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         stream_deadline: (!args.stream_deadline.is_zero()).then_some(args.stream_deadline),
         cors_origins: args.cors_origins.clone(),
         max_streams: args.max_streams,
+        tokens: args.evaluation_tokens.clone(),
         ..FlagdConfig::default()
     };
     let tls = match (&args.server_cert_path, &args.server_key_path) {
@@ -350,7 +417,14 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let admin_listener = if args.no_database {
         None
     } else {
-        Some(bind((args.bind, args.admin_port).into(), "admin").await?)
+        if tls.is_none() && !args.admin_bind.is_loopback() {
+            tracing::warn!(
+                admin_bind = %args.admin_bind,
+                "the admin port is reachable from other hosts without TLS: tokens, passwords and \
+                 session cookies cross the network in clear text (give -c/-k)"
+            );
+        }
+        Some(bind((args.admin_bind, args.admin_port).into(), "admin").await?)
     };
     let ofrep_listener = bind((args.bind, args.ofrep_port).into(), "OFREP").await?;
     let limits = listener_limits(args, if args.no_database { 4 } else { 5 });
@@ -390,8 +464,6 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     if let (Some(storage), Some(admin_listener)) = (&storage, admin_listener) {
-        // The bootstrap admin token comes only from the environment, never a flag.
-        let bootstrap = std::env::var("ENSIGN_ADMIN_TOKEN").ok();
         let state = ensign_admin::AdminState::new(storage.clone(), bootstrap)
             .with_alertmanager_token(args.alertmanager_token.clone())
             .with_default_environment(args.environment.clone())
@@ -402,7 +474,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         let admin = ensign_admin::router(state).merge(ensign_ui::router());
         tasks.spawn(ensign_http::serve(
             admin_listener,
-            None,
+            tls.clone(),
             admin,
             listener("admin"),
             shutdown.clone(),
@@ -451,6 +523,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             static_context: config.context.static_values.clone(),
             disable_metadata: args.disable_sync_metadata,
             max_streams: args.max_streams,
+            tokens: args.sync_tokens.clone(),
         },
         shutdown.clone(),
     );
@@ -489,7 +562,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     ));
     tasks.spawn(ensign_http::serve(
         ofrep_listener,
-        tls,
+        tls.clone(),
         ensign_ofrep::router(ofrep),
         listener("ofrep"),
         shutdown.clone(),
@@ -500,6 +573,8 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         sync_port = args.sync_port,
         ofrep_port = args.ofrep_port,
         admin_port = (!args.no_database).then_some(args.admin_port),
+        admin_bind = %args.admin_bind,
+        tls = tls.is_some(),
         environment = %args.environment,
         fractional = ?args.fractional,
         "ensign serving"
