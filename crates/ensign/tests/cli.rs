@@ -1417,7 +1417,9 @@ fn the_web_ui_signs_in_over_tls() {
 fn serve_refuses_short_shared_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("ensign.db").display());
-    let cases: [(&[&str], &[(&str, &str)], &str); 5] = [
+    /// Arguments, environment, and the option the error must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
         (
             &[],
             &[("ENSIGN_ADMIN_TOKEN", "short-admin-token")],
