@@ -237,11 +237,13 @@ pub fn stream_key(token: &str) -> String {
 fn refused(refusal: ensign_http::Refusal) -> Response {
     let mut response = (
         refusal.http_status(),
-        axum::Json(json!({"errorCode": "GENERAL", "errorDetails": match refusal {
-            ensign_http::Refusal::Unauthenticated =>
-                "a valid bearer token or X-API-Key is required",
-            ensign_http::Refusal::Throttled { .. } => refusal.message(),
-        }})),
+        axum::Json(
+            json!({"errorCode": "GENERAL", "errorDetails": match refusal {
+                ensign_http::Refusal::Unauthenticated =>
+                    "a valid bearer token or X-API-Key is required",
+                ensign_http::Refusal::Throttled { .. } => refusal.message(),
+            }}),
+        ),
     )
         .into_response();
     let headers = response.headers_mut();
