@@ -14,7 +14,8 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-/// The allocator's counters are global: tests measuring them run one at a time.
+/// The allocator's counters are global: the tests of this file run one at a
+/// time, set-up included, so none allocates while another measures.
 static MEASURING: Mutex<()> = Mutex::new(());
 
 fn measuring() -> MutexGuard<'static, ()> {
@@ -23,6 +24,8 @@ fn measuring() -> MutexGuard<'static, ()> {
 
 #[test]
 fn static_and_disabled_flags_resolve_without_allocating() {
+    // Held for the whole test: its set-up allocates too.
+    let _measuring = measuring();
     let document = json!({
         "metadata": {"flagSetId": "web"},
         "flags": {
@@ -40,7 +43,6 @@ fn static_and_disabled_flags_resolve_without_allocating() {
     let mut context = Context::new();
     context.insert("targetingKey".to_owned(), json!("user-1"));
 
-    let _measuring = measuring();
     let region = Region::new(GLOBAL);
     let mut served = 0;
     for _ in 0..1_000 {
@@ -72,6 +74,8 @@ fn large_segment() -> serde_json::Value {
 /// compile to a tree as large; it is refused by counting, before any copy.
 #[test]
 fn a_rule_multiplying_a_large_evaluator_is_refused_without_building_it() {
+    // Held for the whole test: its set-up allocates too.
+    let _measuring = measuring();
     let segment = large_segment();
     let segment_bytes = segment.to_string().len();
     assert!((5_000..7_000).contains(&segment_bytes), "{segment_bytes}");
@@ -85,7 +89,6 @@ fn a_rule_multiplying_a_large_evaluator_is_refused_without_building_it() {
     });
     assert!(document.to_string().len() < 100_000);
 
-    let _measuring = measuring();
     let region = Region::new(GLOBAL);
     let error = load_value(&document, &Limits::default()).unwrap_err();
     let allocated = region.change().bytes_allocated;
@@ -110,6 +113,8 @@ fn a_rule_multiplying_a_large_evaluator_is_refused_without_building_it() {
 /// per-document limit: refused, and no flag past the limit is compiled.
 #[test]
 fn rules_together_over_the_document_limit_are_refused_with_bounded_allocation() {
+    // Held for the whole test: its set-up allocates too.
+    let _measuring = measuring();
     let refs = 150; // about 900 KB per flag once inlined, under 1 MiB
     let rule = json!({"or": vec![json!({"$ref": "customers"}); refs]});
     let flags: serde_json::Map<String, serde_json::Value> = (0..40)
@@ -120,7 +125,6 @@ fn rules_together_over_the_document_limit_are_refused_with_bounded_allocation() 
         .collect();
     let document = json!({"$evaluators": {"customers": large_segment()}, "flags": flags});
 
-    let _measuring = measuring();
     let region = Region::new(GLOBAL);
     let error = load_value(&document, &Limits::default()).unwrap_err();
     let allocated = region.change().bytes_allocated;
