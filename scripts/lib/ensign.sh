@@ -19,7 +19,7 @@
 
 ENSIGN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ENSIGN_PROFILE="${ENSIGN_PROFILE:-debug}"
-ENSIGN_BIN="${ENSIGN_BIN:-$ENSIGN_ROOT/target/$ENSIGN_PROFILE/ensign}" # may be preset to run another build
+ENSIGN_BIN="${ENSIGN_BIN:-${CARGO_TARGET_DIR:-$ENSIGN_ROOT/target}/$ENSIGN_PROFILE/ensign}" # may be preset to run another build
 ENSIGN_PID=""
 ENSIGN_PIDS=()
 
