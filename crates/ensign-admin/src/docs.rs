@@ -96,10 +96,18 @@ fn add_errors(operation: &mut Operation, codes: &[ErrorCode]) {
 
 /// Says what the authentication middleware enforces on the routes it guards:
 /// 401 without valid credentials, 403 when the role, the environments or the
-/// CSRF token do not allow the request.
+/// CSRF token do not allow the request, 429 while the client address is
+/// throttled for wrong secrets.
 pub(crate) fn describe_guard(openapi: &mut OpenApi) {
     for operation in operations(openapi) {
-        add_errors(operation, &[ErrorCode::Unauthorized, ErrorCode::Forbidden]);
+        add_errors(
+            operation,
+            &[
+                ErrorCode::Unauthorized,
+                ErrorCode::Forbidden,
+                ErrorCode::TooManyRequests,
+            ],
+        );
     }
 }
 
