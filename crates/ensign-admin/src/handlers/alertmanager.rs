@@ -241,6 +241,7 @@ fn webhook_outcome(error: &ApiError) -> &'static str {
     tag = "kill switch", security(("bearer" = []), ("basic" = [])),
     request_body = AlertmanagerPayload,
     responses((status = 200, description = "Every alert is recorded; what was done", body = WebhookAnswer),
+        (status = 429, description = "Too many wrong secrets from this address; retry after `Retry-After` seconds"),
         WriteErrors))]
 pub(crate) async fn webhook(
     state: Shared,

@@ -346,7 +346,8 @@ pub(crate) async fn login(
 
 /// Who the caller is (by session cookie or bearer token).
 #[utoipa::path(get, operation_id = "getSession", path = "/session", tag = "session",
-    responses((status = 200, description = "The caller", body = Session), ReadErrors))]
+    responses((status = 200, description = "The caller", body = Session), ReadErrors,
+        (status = 429, description = "Too many wrong secrets from this address; retry after `Retry-After` seconds")))]
 pub(crate) async fn read(
     state: Shared,
     client: ClientIp,

@@ -160,6 +160,7 @@ pub struct NewReceiver {
     /// The environments its alerts may act in (at least one; absent: all).
     /// A caller limited to environments must name some of its own.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub environments: Option<Vec<String>>,
     /// Why, for the audit log.
     #[serde(default)]
