@@ -18,11 +18,15 @@
 #    stateful sequences and path parameters find something to work on.
 # 4. Runs `schemathesis run` with scripts/schemathesis/schemathesis.toml.
 #
-# Checks: all of them (`--checks all`) but one, excluded with a reason:
+# Checks: all of them (`--checks all`) but two, excluded with a reason:
 # - object_level_authorization needs a second identity's resources to read;
 #   the run has one caller (the bootstrap admin, who may read everything), so
 #   the check has nothing to compare. Authorization is tested in
 #   crates/ensign-admin/tests/api.rs (roles, environment scopes, CSRF).
+# - ignored_auth sends wrong tokens and expects 401; after 10 in a minute the
+#   address is throttled (429, ADR 0015) for every operation after it, which
+#   the check reads as a failure. Wrong and missing credentials are tested in
+#   crates/ensign-admin/tests/api.rs, the throttle there and in ensign-http.
 # Statuses a schema-valid request may meet for reasons of state, and the
 # operations whose bodies get checks JSON Schema cannot state, are listed in
 # schemathesis.toml with their reasons.
@@ -121,7 +125,7 @@ set +e
 (
   cd "$DIR"
   "$VENV/bin/schemathesis" run "$API/openapi.json" \
-    --checks all --exclude-checks object_level_authorization \
+    --checks all --exclude-checks object_level_authorization,ignored_auth \
     --max-examples "$max_examples" --max-time "$max_time" --seed "$seed" \
     --workers "$workers" --request-timeout 10 --no-color --output-truncate false \
     --report junit,ndjson --report-dir "$OUT" \
